@@ -1,0 +1,35 @@
+"""trimicro: microservices on trio's structured concurrency.
+
+service = trimicro.Service("greeter")
+
+@service.endpoint("Say.Hello")
+async def hello(req: HelloRequest) -> HelloResponse: ...
+
+trimicro.run(service)
+"""
+
+from ._service import RunningService as RunningService
+from ._service import Service as Service
+from ._service import open_client as open_client
+from ._service import run as run
+from .rpc import Call as Call
+from .rpc import Client as Client
+from .rpc import Stream as Stream
+from .rpc import current_call as current_call
+from .rpc import current_client as current_client
+from .rpc import errors as errors
+
+__all__ = [
+    "Call",
+    "Client",
+    "RunningService",
+    "Service",
+    "Stream",
+    "current_call",
+    "current_client",
+    "errors",
+    "open_client",
+    "run",
+]
+
+__version__ = "0.1.0"

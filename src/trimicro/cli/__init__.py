@@ -1,0 +1,27 @@
+"""The `trimicro` command."""
+
+from __future__ import annotations
+
+import click
+
+from ._client_cmds import register_commands
+from ._demo import demo
+from ._options import global_options
+from ._run_cmd import run
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@global_options
+def cli() -> None:
+    """trimicro: microservices on trio's structured concurrency."""
+
+
+register_commands(cli)
+cli.add_command(run)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="trimicro")

@@ -1,0 +1,58 @@
+"""A client's connection to one node, multiplexing many calls by call id."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import trio
+
+from ..session import Connection, ProtocolError, SessionError
+from ._envelope import Envelope, decode, encode
+from ._stream import CallState
+
+__all__ = ["Peer"]
+
+log = logging.getLogger("trimicro.rpc")
+
+
+class Peer:
+    """One connection; a reader task (in the client's nursery) routes frames to their calls."""
+
+    def __init__(self, conn: Connection, address: str) -> None:
+        self.conn = conn
+        self.address = address
+        self.calls: dict[int, CallState] = {}
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    def open_call(self) -> CallState:
+        state = CallState(next(self._ids))
+        self.calls[state.call_id] = state
+        return state
+
+    def end_call(self, state: CallState) -> None:
+        state.close()
+        self.calls.pop(state.call_id, None)
+
+    async def send(self, envelope: Envelope) -> None:
+        await self.conn.send(encode(envelope))
+
+    async def run_reader(self) -> None:
+        """Route frames until the connection ends; then fail every pending call."""
+        try:
+            while True:
+                envelope = decode(await self.conn.receive())
+                state = self.calls.get(envelope.call)
+                if state is not None:
+                    state.deliver(envelope)
+        except ProtocolError as exc:
+            log.warning("closing connection to %s: %s", self.address, exc)
+        except SessionError:
+            pass
+        finally:
+            self.closed = True
+            for state in list(self.calls.values()):
+                state.connection_lost()
+            with trio.CancelScope(shield=True):
+                await self.conn.aclose()

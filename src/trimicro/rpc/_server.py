@@ -1,0 +1,230 @@
+"""The RPC server: serves calls arriving on session connections.
+
+Each call runs as a task in its connection's nursery under a cancel scope whose deadline is
+the caller's remaining budget; a `Cancel` frame, the deadline, or the connection dropping
+cancels exactly that scope. Handlers therefore never outlive the caller's interest in them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from ..codec import Codec, CodecError, codec_for
+from ..nursery import DrainingError, InFlight, deadline_from_budget_ns
+from ..session import Connection, ProtocolError, SessionError
+from . import errors
+from ._context import Call, Metadata, serving
+from ._envelope import Cancel, End, Envelope, ErrorFrame, Request, Response, decode, encode
+from ._handler import Handler
+from ._stream import CallState, Stream
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["RpcServer", "ServerStatistics"]
+
+log = logging.getLogger("trimicro.rpc")
+
+
+@attrs.frozen
+class ServerStatistics:
+    """Counters since the server started."""
+
+    requests: int
+    errors: int
+    in_flight: int
+
+
+@attrs.define(eq=False)
+class _ServerCall:
+    request: Request
+    handler: Handler
+    state: CallState
+    scope: trio.CancelScope
+    cancelled_by_caller: bool = False
+
+
+def _error_frame(call_id: int, error: errors.Error) -> ErrorFrame:
+    return ErrorFrame(call_id, error.id, error.code, error.detail, error.status)
+
+
+class RpcServer:
+    """Dispatches requests to `handlers` (by endpoint name) for service `name`."""
+
+    def __init__(
+        self,
+        name: str,
+        handlers: Mapping[str, Handler],
+        *,
+        client: Client | None = None,
+        max_concurrency: int = 1024,
+    ) -> None:
+        self.name = name
+        self.handlers = handlers
+        self.client = client
+        self.max_concurrency = max_concurrency
+        self.in_flight = InFlight()
+        self._requests = 0
+        self._errors = 0
+
+    def statistics(self) -> ServerStatistics:
+        return ServerStatistics(self._requests, self._errors, self.in_flight.statistics().in_flight)
+
+    async def serve_connection(self, conn: Connection) -> None:
+        """Serve every call on `conn` until it closes; then cancel what still runs."""
+        calls: dict[int, _ServerCall] = {}
+        async with trio.open_nursery() as nursery:
+            try:
+                await self._read_loop(conn, nursery, calls)
+            except ProtocolError as exc:
+                log.warning("closing connection from %s: %s", conn.peer, exc)
+            finally:
+                for call in calls.values():
+                    call.state.connection_lost()
+                nursery.cancel_scope.cancel()
+        await conn.aclose()
+
+    async def _read_loop(
+        self, conn: Connection, nursery: trio.Nursery, calls: dict[int, _ServerCall]
+    ) -> None:
+        while True:
+            try:
+                envelope = decode(await conn.receive())
+            except SessionError as exc:
+                if isinstance(exc, ProtocolError):
+                    raise
+                return
+            if isinstance(envelope, Request):
+                await self._start_call(conn, nursery, calls, envelope)
+                continue
+            call = calls.get(envelope.call)
+            if call is None:
+                continue  # the call already ended: late frames are harmless
+            if isinstance(envelope, Cancel):
+                call.cancelled_by_caller = True
+                call.scope.cancel()
+            else:
+                call.state.deliver(envelope)
+
+    def _refusal(self, request: Request, calls: Mapping[int, _ServerCall]) -> errors.Error | None:
+        """Why this request cannot start (nothing runs), or None."""
+        handler = self.handlers.get(request.endpoint)
+        if request.call in calls:
+            raise ProtocolError(f"call id {request.call} is already in use")
+        if handler is None:
+            return errors.not_found(f"unknown endpoint {request.endpoint}", id=self.name)
+        if handler.stream != request.stream:
+            kind = "a streaming" if handler.stream else "a unary"
+            return errors.method_not_allowed(f"{request.endpoint} is {kind} endpoint", id=self.name)
+        if not self.in_flight.accepting:
+            return errors.unavailable(f"{self.name} is shutting down", id=self.name)
+        if self.in_flight.statistics().in_flight >= self.max_concurrency:
+            return errors.unavailable(f"{self.name} is at capacity", id=self.name)
+        return None
+
+    async def _start_call(
+        self,
+        conn: Connection,
+        nursery: trio.Nursery,
+        calls: dict[int, _ServerCall],
+        request: Request,
+    ) -> None:
+        self._requests += 1
+        refusal = self._refusal(request, calls)
+        if refusal is None:
+            try:
+                codec_for(request.ct)
+            except CodecError as exc:
+                refusal = errors.bad_request(str(exc), id=self.name)
+        if refusal is not None:
+            self._errors += 1
+            await _send_quietly(conn, _error_frame(request.call, refusal))
+            return
+        deadline = deadline_from_budget_ns(request.budget)
+        call = _ServerCall(
+            request=request,
+            handler=self.handlers[request.endpoint],
+            state=CallState(request.call),
+            scope=trio.CancelScope(deadline=deadline),
+        )
+        calls[request.call] = call
+        nursery.start_soon(self._run_call, conn, calls, call)
+
+    async def _run_call(
+        self, conn: Connection, calls: dict[int, _ServerCall], call: _ServerCall
+    ) -> None:
+        request = call.request
+        codec = codec_for(request.ct)
+        context = Call(
+            service=self.name,
+            endpoint=request.endpoint,
+            metadata=Metadata(request.metadata),
+            peer=conn.peer,
+            deadline=call.scope.deadline,
+        )
+        reply: Envelope | None
+        try:
+            with call.scope, self.in_flight.track(call.scope):
+                with serving(context, self.name, self.client):
+                    reply = await self._invoke(conn, call, codec)
+            if call.scope.cancelled_caught:
+                reply = self._cancelled_reply(call)
+        except errors.Error as exc:
+            reply = _error_frame(request.call, exc)
+        except CodecError as exc:
+            reply = _error_frame(request.call, errors.bad_request(str(exc), id=self.name))
+        except DrainingError:
+            reply = _error_frame(
+                request.call, errors.unavailable(f"{self.name} is shutting down", id=self.name)
+            )
+        except Exception:
+            log.exception("handler %s failed", request.endpoint)
+            reply = _error_frame(
+                request.call, errors.internal_server_error("internal server error", id=self.name)
+            )
+        finally:
+            call.state.close()
+            calls.pop(request.call, None)
+        if isinstance(reply, ErrorFrame):
+            self._errors += 1
+        if reply is not None:
+            await _send_quietly(conn, reply)
+
+    async def _invoke(self, conn: Connection, call: _ServerCall, codec: Codec) -> Envelope:
+        request, handler = call.request, call.handler
+        argument = (
+            None if request.body is None else codec.decode(request.body, handler.request_type)
+        )
+
+        async def send_frame(envelope: Envelope) -> None:
+            await conn.send(encode(envelope))
+
+        if handler.stream:
+            stream: Stream[Any] = Stream(call.state, send_frame, codec, handler.stream_type)
+            await handler.fn(argument, stream)
+            return End(request.call)
+        result = await handler.fn(argument)
+        return Response(request.call, {}, codec.encode(result))
+
+    def _cancelled_reply(self, call: _ServerCall) -> ErrorFrame | None:
+        if call.cancelled_by_caller:
+            return None  # nobody is listening for an answer
+        if trio.current_time() >= call.scope.deadline and call.scope.deadline != math.inf:
+            detail = f"{call.request.endpoint} ran out of its deadline budget"
+            return _error_frame(call.request.call, errors.timeout(detail, id=self.name))
+        detail = f"{self.name} is shutting down"
+        return _error_frame(call.request.call, errors.unavailable(detail, id=self.name))
+
+
+async def _send_quietly(conn: Connection, envelope: Envelope) -> None:
+    # The caller may be gone (cancelled, disconnected): an undeliverable reply is not an error.
+    try:
+        await conn.send(encode(envelope))
+    except SessionError:
+        pass

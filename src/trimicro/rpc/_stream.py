@@ -1,0 +1,154 @@
+"""Per-call state shared by client and server: the inbound queue, credits, and `Stream`.
+
+Flow control is credit-based so that one slow stream consumer never stalls the other calls on
+its connection: a sender may have at most `WINDOW` unacknowledged messages in flight; the
+receiver returns credit (a `Credit` frame) each time it has consumed half a window. A peer
+that sends beyond its credit is violating the protocol and loses the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import trio
+
+from ..codec import Codec
+from ..session import ConnectionClosed, ProtocolError
+from . import errors
+from ._envelope import Credit, End, Envelope, ErrorFrame, Message
+
+__all__ = ["WINDOW", "CallState", "Stream"]
+
+#: Stream messages a sender may have in flight before it needs credit back.
+WINDOW = 64
+
+T = TypeVar("T")
+SendFrame = Callable[[Envelope], Awaitable[None]]
+
+
+class CallState:
+    """Frames for one call, routed here by the connection's reader task."""
+
+    def __init__(self, call_id: int) -> None:
+        self.call_id = call_id
+        # Room for a full window of messages plus the closing frame(s).
+        self._send, self.inbound = trio.open_memory_channel[Envelope](WINDOW + 4)
+        self._credit = WINDOW
+        self._credit_changed = trio.Event()
+        self.lost = False
+
+    def deliver(self, envelope: Envelope) -> None:
+        """Called by the reader for each frame of this call; never blocks."""
+        if isinstance(envelope, Credit):
+            self._grant(envelope.n)
+            return
+        try:
+            self._send.send_nowait(envelope)
+        except trio.WouldBlock:
+            raise ProtocolError(f"call {self.call_id}: peer sent beyond its credit") from None
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass  # the call is over locally; late frames are harmless
+
+    def connection_lost(self) -> None:
+        """The connection died: receivers see `ConnectionClosed`, senders stop waiting."""
+        self.lost = True
+        self._send.close()
+        self._credit_changed.set()
+
+    def close(self) -> None:
+        """The call is over locally; later frames are dropped."""
+        self._send.close()
+        self.inbound.close()
+
+    def _grant(self, n: int) -> None:
+        if n <= 0 or self._credit + n > WINDOW:
+            raise ProtocolError(f"call {self.call_id}: bad credit {n}")
+        self._credit += n
+        self._credit_changed.set()
+
+    async def take_credit(self) -> None:
+        """Wait until one more message may be sent."""
+        while self._credit == 0:
+            if self.lost:
+                raise ConnectionClosed("connection lost")
+            self._credit_changed = trio.Event()
+            await self._credit_changed.wait()
+        if self.lost:
+            raise ConnectionClosed("connection lost")
+        self._credit -= 1
+
+    async def receive(self) -> Envelope:
+        """The next frame; `ConnectionClosed` if the connection died first."""
+        try:
+            return await self.inbound.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise ConnectionClosed("connection lost") from None
+
+
+class Stream(Generic[T]):
+    """One side of a streaming call: `send`, `receive`, `close_send`, and `async for`.
+
+    Handlers receive one as their second argument; clients get one from `client.stream()`.
+    `receive` raises `trio.EndOfChannel` once the other side has finished sending (and ends
+    `async for`), or the remote `errors.Error` if the call failed.
+    """
+
+    def __init__(
+        self,
+        state: CallState,
+        send_frame: SendFrame,
+        codec: Codec,
+        receive_type: Any = None,
+    ) -> None:
+        self._state = state
+        self._send_frame = send_frame
+        self._codec = codec
+        self._receive_type = receive_type
+        self._consumed = 0
+        self.send_closed = False
+        self.receive_closed = False
+
+    async def send(self, message: object) -> None:
+        """Send one message (waits for credit when the receiver is behind)."""
+        if self.send_closed:
+            raise trio.ClosedResourceError("send side already closed")
+        await self._state.take_credit()
+        await self._send_frame(Message(self._state.call_id, self._codec.encode(message)))
+
+    async def close_send(self) -> None:
+        """Tell the other side no more messages follow (idempotent)."""
+        if not self.send_closed:
+            self.send_closed = True
+            await self._send_frame(End(self._state.call_id))
+
+    async def receive(self) -> T:
+        """The next message from the other side."""
+        if self.receive_closed:
+            raise trio.EndOfChannel
+        envelope = await self._state.receive()
+        if isinstance(envelope, Message):
+            await self._consumed_one()
+            value: T = self._codec.decode(envelope.body, self._receive_type)
+            return value
+        self.receive_closed = True
+        if isinstance(envelope, ErrorFrame):
+            raise errors.Error(envelope.id, envelope.code, envelope.detail, envelope.status)
+        if isinstance(envelope, End):
+            raise trio.EndOfChannel
+        raise ProtocolError(f"unexpected {type(envelope).__name__} frame in a stream")
+
+    async def _consumed_one(self) -> None:
+        self._consumed += 1
+        if self._consumed >= WINDOW // 2:
+            n, self._consumed = self._consumed, 0
+            await self._send_frame(Credit(self._state.call_id, n))
+
+    def __aiter__(self) -> Stream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None

@@ -1,0 +1,150 @@
+"""Unary calls through a real server and client over the in-memory transport."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import trio
+
+import trimicro
+from trimicro import errors
+from trimicro.testing import open_cluster
+
+
+@attrs.frozen
+class HelloRequest:
+    name: str
+
+
+@attrs.frozen
+class HelloResponse:
+    msg: str
+
+
+def make_greeter() -> trimicro.Service:
+    service = trimicro.Service("greeter", version="1.0.0")
+
+    @service.endpoint("Say.Hello")
+    async def hello(req: HelloRequest) -> HelloResponse:
+        if not req.name:
+            raise errors.bad_request("name must not be empty")
+        return HelloResponse(msg=f"Hello {req.name}")
+
+    @service.endpoint("Say.Boom")
+    async def boom(req: dict[str, str]) -> dict[str, str]:
+        raise RuntimeError("secret database password in this message")
+
+    @service.endpoint("Say.Meta")
+    async def meta(req: dict[str, str]) -> dict[str, str]:
+        call = trimicro.current_call()
+        return {"trace": call.metadata["X-Trace-Id"], "endpoint": call.endpoint}
+
+    return service
+
+
+async def test_call_structures_request_and_response() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        reply = await cluster.client.call(
+            "greeter", "Say.Hello", HelloRequest("Ann"), response=HelloResponse
+        )
+    assert reply == HelloResponse(msg="Hello Ann")
+
+
+async def test_call_without_response_type_returns_plain_data() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        reply = await cluster.client.call("greeter", "Say.Hello", {"name": "Bob"})
+    assert reply == {"msg": "Hello Bob"}
+
+
+async def test_handler_error_reaches_caller_as_is() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        with pytest.raises(errors.Error) as info:
+            await cluster.client.call("greeter", "Say.Hello", {"name": ""})
+    assert info.value.to_dict() == {
+        "id": "greeter",
+        "code": 400,
+        "detail": "name must not be empty",
+        "status": "Bad Request",
+    }
+
+
+async def test_unexpected_exception_is_500_without_internals() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        with pytest.raises(errors.Error) as info:
+            await cluster.client.call("greeter", "Say.Boom", {})
+    assert info.value.code == 500
+    assert "secret" not in info.value.detail
+
+
+async def test_bad_request_body_is_400_naming_the_field() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        with pytest.raises(errors.Error) as info:
+            await cluster.client.call("greeter", "Say.Hello", {"name": 42})
+    assert info.value.code == 400
+    assert "name" in info.value.detail
+
+
+async def test_unknown_endpoint_is_404_and_unknown_service_is_503() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        with pytest.raises(errors.Error) as endpoint:
+            await cluster.client.call("greeter", "Say.Nothing", {})
+        with pytest.raises(errors.Error) as service:
+            await cluster.client.call("nobody", "Say.Hello", {})
+    assert endpoint.value.code == 404
+    assert (service.value.code, service.value.id) == (503, "trimicro.client")
+
+
+async def test_metadata_is_case_insensitive_in_the_handler() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        reply = await cluster.client.call("greeter", "Say.Meta", {}, metadata={"x-trace-id": "abc"})
+    assert reply == {"trace": "abc", "endpoint": "Say.Meta"}
+
+
+async def test_nested_call_uses_current_client_and_carries_metadata() -> None:
+    front = trimicro.Service("front")
+
+    @front.endpoint("Front.Relay")
+    async def relay(req: dict[str, str]) -> dict[str, str]:
+        reply: dict[str, str] = await trimicro.current_client().call("greeter", "Say.Meta", {})
+        return reply
+
+    async with open_cluster(make_greeter(), front) as cluster:
+        reply = await cluster.client.call(
+            "front", "Front.Relay", {}, metadata={"X-Trace-Id": "t-1"}
+        )
+    assert reply == {"trace": "t-1", "endpoint": "Say.Meta"}
+
+
+async def test_debug_health_and_stats() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        await cluster.client.call("greeter", "Say.Hello", {"name": "x"})
+        health = await cluster.client.call("greeter", "Debug.Health", {})
+        stats = await cluster.client.call("greeter", "Debug.Stats", {})
+    assert health == {"status": "ok"}
+    assert set(stats) == {
+        "started",
+        "uptime",
+        "requests",
+        "errors",
+        "in_flight",
+        "tasks",
+        "memory_rss",
+    }
+    assert stats["requests"] == 3  # Say.Hello, Debug.Health, and this Debug.Stats
+    assert stats["in_flight"] == 1  # this very call
+    assert stats["memory_rss"] > 0
+
+
+async def test_many_concurrent_calls_share_one_connection() -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        replies: list[str] = []
+
+        async def one(i: int) -> None:
+            reply = await cluster.client.call("greeter", "Say.Hello", {"name": str(i)})
+            replies.append(reply["msg"])
+
+        async with trio.open_nursery() as nursery:
+            for i in range(200):
+                nursery.start_soon(one, i)
+        assert len(cluster.client._peers) == 1
+    assert sorted(replies) == sorted(f"Hello {i}" for i in range(200))
