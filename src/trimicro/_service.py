@@ -23,7 +23,7 @@ import trio
 from ._config import resolve_address, resolve_registry, resolve_transport
 from ._debug import debug_handlers
 from .codec import schema_of
-from .nursery import DrainResult
+from .nursery import DrainResult, open_owned_nursery
 from .registry import (
     Endpoint,
     Node,
@@ -174,7 +174,7 @@ class Service:
         async with (
             open_registry(registry_url) as registry,
             open_service_cache(registry) as cache,
-            trio.open_nursery() as nursery,
+            open_owned_nursery() as nursery,
         ):
             client = Client(nursery, cache, TransportFor(transport), rng=self.rng)
             server = RpcServer(
@@ -284,7 +284,7 @@ async def open_client(
     async with (
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
-        trio.open_nursery() as nursery,
+        open_owned_nursery() as nursery,
     ):
         client = Client(nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng)
         try:

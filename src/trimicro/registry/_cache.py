@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from ..nursery import Backoff, supervise
+from ..nursery import Backoff, open_owned_nursery, supervise
 from ._base import Registry, RegistryError
 from ._model import ServiceRecord, WatchEvent
 
@@ -87,7 +87,7 @@ async def open_service_cache(
 ) -> AsyncIterator[ServiceCache]:
     """A `ServiceCache` whose watch task lives as long as the context."""
     cache = ServiceCache(registry, ttl=ttl)
-    async with trio.open_nursery() as nursery:
+    async with open_owned_nursery() as nursery:
         nursery.start_soon(
             lambda: supervise(cache._watch_or_invalidate, name="registry-watch", backoff=Backoff())
         )

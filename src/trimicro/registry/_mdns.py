@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 import trio
 
+from ..nursery import open_owned_nursery
 from ._base import RegistryError
 from ._mdns_net import MulticastSocket, open_multicast, resolve_interface
 from ._mdns_proto import MdnsCore, MdnsStatistics
@@ -244,7 +245,7 @@ async def open_mdns_registry(
     """
     options = parse_mdns_url(url)
     core = MdnsCore(options.domain, query_id=(rng or random.Random()).randrange(1, 1 << 16))
-    async with open_multicast(options.interfaces) as sock, trio.open_nursery() as nursery:
+    async with open_multicast(options.interfaces) as sock, open_owned_nursery() as nursery:
         registry = MdnsRegistry(core, sock, options)
         nursery.start_soon(registry._receive_forever)
         nursery.start_soon(registry._timers_forever)

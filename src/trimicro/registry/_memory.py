@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
+from ..nursery import open_owned_nursery
 from ._base import RegistryError
 from ._model import Node, ServiceRecord, WatchAction, WatchEvent
 
@@ -186,7 +187,7 @@ async def open_memory_registry(url: str = "memory://default") -> AsyncIterator[M
     if parts.scheme != "memory":
         raise ValueError(f"registry URL {url!r}: expected memory://NAME")
     store = _stores.setdefault(parts.netloc or "default", _Store())
-    async with trio.open_nursery() as nursery:
+    async with open_owned_nursery() as nursery:
         nursery.start_soon(_expire_forever, store)
         try:
             yield MemoryRegistry(store)

@@ -168,21 +168,42 @@ class RpcServer:
             peer=conn.peer,
             deadline=call.scope.deadline,
         )
+        try:
+            # The reply is part of the tracked work: a drain waits until it has been sent.
+            with self.in_flight.track(call.scope):
+                reply = await self._reply_of(conn, calls, call, codec, context)
+                await self._send_reply(conn, reply)
+        except DrainingError:  # draining began between accepting the call and starting it
+            call.state.close()
+            calls.pop(request.call, None)
+            shutting_down = errors.unavailable(f"{self.name} is shutting down", id=self.name)
+            await self._send_reply(conn, _error_frame(request.call, shutting_down))
+
+    async def _send_reply(self, conn: Connection, reply: Envelope | None) -> None:
+        if isinstance(reply, ErrorFrame):
+            self._errors += 1
+        if reply is not None:
+            await _send_quietly(conn, reply)
+
+    async def _reply_of(
+        self,
+        conn: Connection,
+        calls: dict[int, _ServerCall],
+        call: _ServerCall,
+        codec: Codec,
+        context: Call,
+    ) -> Envelope | None:
+        request = call.request
         reply: Envelope | None
         try:
-            with call.scope, self.in_flight.track(call.scope):
-                with serving(context, self.name, self.client):
-                    reply = await self._invoke(conn, call, codec)
+            with call.scope, serving(context, self.name, self.client):
+                reply = await self._invoke(conn, call, codec)
             if call.scope.cancelled_caught:
                 reply = self._cancelled_reply(call)
         except errors.Error as exc:
             reply = _error_frame(request.call, exc)
         except CodecError as exc:
             reply = _error_frame(request.call, errors.bad_request(str(exc), id=self.name))
-        except DrainingError:
-            reply = _error_frame(
-                request.call, errors.unavailable(f"{self.name} is shutting down", id=self.name)
-            )
         except Exception:
             log.exception("handler %s failed", request.endpoint)
             reply = _error_frame(
@@ -191,10 +212,7 @@ class RpcServer:
         finally:
             call.state.close()
             calls.pop(request.call, None)
-        if isinstance(reply, ErrorFrame):
-            self._errors += 1
-        if reply is not None:
-            await _send_quietly(conn, reply)
+        return reply
 
     async def _invoke(self, conn: Connection, call: _ServerCall, codec: Codec) -> Envelope:
         request, handler = call.request, call.handler
