@@ -15,7 +15,7 @@ from .._config import ConfigError
 from .._service import open_client
 from ..codec import unstructure
 from ..registry import RegistryError, ServiceRecord, open_registry
-from ..rpc import Client
+from ..rpc import Client, Stream
 from ._options import Globals, global_options, pass_globals
 from ._output import EXIT_INPUT, EXIT_REMOTE, EXIT_UNREACHABLE, Fail, emit_json, fail
 
@@ -212,10 +212,12 @@ def stream(
 
     async def main(client: Client) -> None:
         with _timed(timeout):
+            replies: Stream[Any]
             async with client.stream(
                 service_name, endpoint, body, metadata=md, address=address
             ) as replies:
                 await replies.close_send()
+                reply: Any
                 async for reply in replies:
                     emit_json(reply, "json")
 

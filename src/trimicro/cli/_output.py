@@ -25,7 +25,8 @@ class Fail(click.ClickException):
 
     def __init__(self, message: str, exit_code: int, *, error_json: dict[str, Any] | None = None):
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code as a class variable; each failure carries its own.
+        setattr(self, "exit_code", exit_code)  # noqa: B010
         self.error_json = error_json
 
     def show(self, file: Any = None) -> None:

@@ -15,6 +15,8 @@ __all__ = ["SuperviseStats", "supervise"]
 
 log = logging.getLogger("trimicro.nursery")
 
+DEFAULT_BACKOFF = Backoff()
+
 
 @attrs.define
 class SuperviseStats:
@@ -28,7 +30,7 @@ async def supervise(
     fn: Callable[[], Awaitable[object]],
     *,
     name: str,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff = DEFAULT_BACKOFF,
     max_restarts: int | None = None,
     reset_after: float = 60.0,
     rng: random.Random | None = None,

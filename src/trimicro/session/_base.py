@@ -15,6 +15,14 @@ from typing import Any, Protocol
 
 import trio
 
+from ._errors import (
+    ConnectError,
+    ConnectionClosed,
+    FrameTooLarge,
+    ProtocolError,
+    SessionError,
+)
+
 __all__ = [
     "ConnectError",
     "Connection",
@@ -25,26 +33,6 @@ __all__ = [
     "SessionError",
     "Transport",
 ]
-
-
-class SessionError(Exception):
-    """Base class of every error a transport raises."""
-
-
-class ConnectError(SessionError):
-    """Could not establish a connection: nothing was sent (safe to retry elsewhere)."""
-
-
-class ConnectionClosed(SessionError):
-    """The connection is closed (by either side, or broken)."""
-
-
-class ProtocolError(SessionError):
-    """The peer sent bytes that are not a valid frame; the connection is unusable."""
-
-
-class FrameTooLarge(ProtocolError):
-    """A frame's declared length exceeds the limit; refused before anything is allocated."""
 
 
 class Connection(Protocol):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..codec import DEFAULT_LIMITS, CodecError, Limits, cbor_dumps, cbor_loads
-from ._base import FrameTooLarge, ProtocolError
+from ._errors import FrameTooLarge, ProtocolError
 
 __all__ = ["FrameDecoder", "encode_frame"]
 
@@ -41,7 +41,7 @@ class FrameDecoder:
         self._start = 0  # consumed bytes at the front of _buffer
         self._closed = False
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the peer; `b""` means the peer closed its side."""
         if self._closed:
             raise ProtocolError("data after end of stream")
@@ -70,7 +70,7 @@ class FrameDecoder:
         self._consume(_PREFIX.size + length)
         return _decode_body(body, self._limits)
 
-    def _need_more(self, available: int) -> None:
+    def _need_more(self, available: int) -> dict[str, Any] | None:
         if self._closed and available:
             raise ProtocolError(f"connection closed in the middle of a frame ({available} bytes)")
         return None
