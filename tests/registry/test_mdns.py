@@ -80,8 +80,13 @@ async def child(tmp_path: Path, domain: str, ttl: float) -> AsyncIterator[trio.P
         run = partial(trio.run_process, command, stdout=subprocess.PIPE, check=False)
         process: trio.Process = await nursery.start(run)  # killed if the test fails
         assert process.stdout is not None
+        output = b""
         with trio.fail_after(15):
-            assert await process.stdout.receive_some(100) == b"ready\n"
+            while not output.endswith(b"\n"):  # a pipe may hand the line over in pieces
+                chunk = await process.stdout.receive_some(100)
+                assert chunk, f"child exited early: {output!r}"
+                output += chunk
+        assert output == b"ready\n"
         yield process
 
 
