@@ -7,6 +7,7 @@ unknown tags reach `tag_hook`, which refuses too). Any failure becomes `CodecErr
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import cbor2
@@ -41,17 +42,23 @@ def cbor_dumps(obj: object) -> bytes:
 
 
 def cbor_loads(data: bytes, *, max_depth: int = DEFAULT_LIMITS.max_depth) -> Any:
-    """Decode one CBOR document, refusing anything outside our hardening rules."""
+    """Decode exactly one CBOR document, refusing anything outside our hardening rules."""
+    stream = io.BytesIO(data)
+    decoder = cbor2.CBORDecoder(
+        stream,
+        max_depth=max_depth,
+        allow_indefinite=False,
+        allow_duplicate_keys=False,
+        semantic_decoders=_REFUSING_DECODERS,
+        tag_hook=_refuse_unknown_tag,
+    )
     try:
-        return cbor2.loads(
-            data,
-            max_depth=max_depth,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            semantic_decoders=_REFUSING_DECODERS,
-            tag_hook=_refuse_unknown_tag,
-        )
+        value = decoder.decode()
     except CodecError:
         raise
     except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError, MemoryError) as exc:
         raise CodecError(f"invalid CBOR: {exc}") from None
+    # cbor2.loads ignores what follows the first item; a frame holds exactly one.
+    if stream.tell() != len(data):
+        raise CodecError(f"invalid CBOR: {len(data) - stream.tell()} bytes after the document")
+    return value

@@ -5,5 +5,7 @@ Beside the stack: it may import all of trimicro; nothing in trimicro imports it.
 
 from ._cluster import Cluster as Cluster
 from ._cluster import open_cluster as open_cluster
+from ._conformance import CHECKS as CHECKS
+from ._conformance import check_transport as check_transport
 
-__all__ = ["Cluster", "open_cluster"]
+__all__ = ["CHECKS", "Cluster", "check_transport", "open_cluster"]
