@@ -14,6 +14,7 @@ import argparse
 import statistics
 import struct
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import attrs
 import trio
@@ -83,7 +84,7 @@ async def _echo_server(stream: trio.SocketStream) -> None:
 
 async def floor_case(payload: bytes, concurrency: int, seconds: float) -> Result:
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, _echo_server, 0, host="127.0.0.1")
+        listeners = await nursery.start(partial(trio.serve_tcp, _echo_server, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         waiting: dict[int, trio.Event] = {}
@@ -107,8 +108,8 @@ async def floor_case(payload: bytes, concurrency: int, seconds: float) -> Result
             await done.wait()
 
         result = await drive(call, concurrency, seconds)
-        await stream.aclose()
         nursery.cancel_scope.cancel()
+    await stream.aclose()
     return result
 
 

@@ -17,6 +17,7 @@ import trio
 
 from .. import errors
 from .._service import RunningService, Service, open_client
+from ..registry import open_registry
 from ..rpc import Client, Stream, current_call
 
 __all__ = ["demo"]
@@ -127,13 +128,17 @@ async def _demo(serve: bool) -> None:
     observed = _Observed()
     registry = f"memory://demo-{os.getpid()}"
     services = _build_services(observed, registry)
-    async with _running(services) as running, open_client(registry=registry) as client:
+    async with (
+        _running(services) as running,
+        open_client(registry=registry) as client,
+        open_registry(registry) as discovery,
+    ):
         _step("services started (real TCP listeners on loopback)")
         for r in running:
             click.echo(f"   {r.service.name:<8} {r.address}  node {r.node.id}")
         _step("discovery")
         for r in running:
-            records = await client._cache.get_service(r.service.name)
+            records = await discovery.get_service(r.service.name)
             click.echo(f"   {r.service.name}: {[n.address for rec in records for n in rec.nodes]}")
         await _tour(client, observed)
         if serve:

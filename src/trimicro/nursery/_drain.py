@@ -66,6 +66,11 @@ class InFlight:
             if not self._scopes:
                 self._idle.set()
 
+    @property
+    def count(self) -> int:
+        """Units in flight now."""
+        return len(self._scopes)
+
     def close(self) -> None:
         """Stop accepting new work (idempotent)."""
         self.accepting = False

@@ -88,6 +88,9 @@ class Client:
     async def _peer(self, scheme: str | None, address: str) -> Peer:
         transport = self._transports(scheme)
         key = (transport.scheme, address)
+        peer = self._peers.get(key)
+        if peer is not None and not peer.closed:
+            return peer
         lock = self._connecting.setdefault(key, trio.Lock())
         async with lock:
             peer = self._peers.get(key)

@@ -124,7 +124,7 @@ class RpcServer:
             return errors.method_not_allowed(f"{request.endpoint} is {kind} endpoint", id=self.name)
         if not self.in_flight.accepting:
             return errors.unavailable(f"{self.name} is shutting down", id=self.name)
-        if self.in_flight.statistics().in_flight >= self.max_concurrency:
+        if self.in_flight.count >= self.max_concurrency:
             return errors.unavailable(f"{self.name} is at capacity", id=self.name)
         return None
 

@@ -16,6 +16,7 @@ from ._protocol import FrameDecoder, encode_frame
 __all__ = ["StreamConnection", "map_exceptions"]
 
 RECEIVE_SIZE = 65536
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
 
 @contextmanager
@@ -61,9 +62,17 @@ class StreamConnection:
         if self._closed:
             raise ConnectionClosed("connection is closed")
         frame = encode_frame(message, self._limits)
-        async with self._send_lock:
-            with map_exceptions():
-                await self._stream.send_all(frame)
+        # Uncontended, take the lock without a scheduling round trip: send_all checkpoints.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
+            await self._stream.send_all(frame)
+        except _STREAM_ERRORS as exc:
+            raise ConnectionClosed(str(exc) or type(exc).__name__) from exc
+        finally:
+            self._send_lock.release()
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -72,8 +81,10 @@ class StreamConnection:
                 return message
             if self._closed or self._decoder.eof:
                 raise ConnectionClosed("connection is closed")
-            with map_exceptions():
+            try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
+            except _STREAM_ERRORS as exc:
+                raise ConnectionClosed(str(exc) or type(exc).__name__) from exc
             self._decoder.receive_data(data)
 
     async def aclose(self) -> None:

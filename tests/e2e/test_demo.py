@@ -1,0 +1,20 @@
+"""`trimicro demo` runs its tour end to end and exits 0."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_tour(site_env: dict[str, str]) -> None:
+    result = cli("demo", env=site_env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "reply: 'Hello Ann'" in out
+    assert "'code': 400" in out
+    assert "replies: [0, 1, 2, 3, 4]" in out
+    assert "caller gave up: True" in out and "was cancelled after" in out
+    assert "every service deregistered and drained" in out
