@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 import trio
+import trio.testing
 
 import trimicro
 from trimicro import errors
@@ -148,3 +149,28 @@ async def test_many_concurrent_calls_share_one_connection() -> None:
                 nursery.start_soon(one, i)
         assert len(cluster.client._peers) == 1
     assert sorted(replies) == sorted(f"Hello {i}" for i in range(200))
+
+
+async def test_calls_beyond_max_concurrency_are_refused_with_503(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    service = trimicro.Service("narrow", max_concurrency=2)
+
+    @service.endpoint("Narrow.Wait")
+    async def wait(req: None) -> dict[str, str]:
+        await trio.sleep(1)
+        return {"ok": "yes"}
+
+    async with open_cluster(service) as cluster:
+        outcomes: list[object] = []
+
+        async def one() -> None:
+            try:
+                outcomes.append(await cluster.client.call("narrow", "Narrow.Wait"))
+            except errors.Error as exc:
+                outcomes.append(exc.code)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(one)
+    assert sorted(map(str, outcomes)) == sorted(["503", str({"ok": "yes"}), str({"ok": "yes"})])
