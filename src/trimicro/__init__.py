@@ -12,6 +12,7 @@ from ._service import RunningService as RunningService
 from ._service import Service as Service
 from ._service import open_client as open_client
 from ._service import run as run
+from .broker import current_message as current_message
 from .rpc import Call as Call
 from .rpc import Client as Client
 from .rpc import Stream as Stream
@@ -27,6 +28,7 @@ __all__ = [
     "Stream",
     "current_call",
     "current_client",
+    "current_message",
     "errors",
     "open_client",
     "run",

@@ -9,10 +9,17 @@ import os
 from collections.abc import Mapping
 
 from ._plugins import PluginError, load_plugin
+from .broker import DEFAULT_BROKER
 from .registry import DEFAULT_REGISTRY
 from .session import DEFAULT_TRANSPORT
 
-__all__ = ["ConfigError", "resolve_address", "resolve_registry", "resolve_transport"]
+__all__ = [
+    "ConfigError",
+    "resolve_address",
+    "resolve_broker",
+    "resolve_registry",
+    "resolve_transport",
+]
 
 
 class ConfigError(ValueError):
@@ -49,6 +56,12 @@ def resolve_transport(value: str | None = None, env: Mapping[str, str] = os.envi
     if "://" not in url:
         url = f"{url}://"  # `TRIMICRO_TRANSPORT=tcp` is what people type
     return _check_plugin("trimicro.transports", url, f"transport ({source})")
+
+
+def resolve_broker(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:
+    """The broker URL: `value`, else `TRIMICRO_BROKER`, else `direct://`."""
+    url, source = _pick(value, "TRIMICRO_BROKER", DEFAULT_BROKER, env)
+    return _check_plugin("trimicro.brokers", url, f"broker ({source})")
 
 
 def resolve_address(value: str | None = None, env: Mapping[str, str] = os.environ) -> str:

@@ -1,9 +1,9 @@
 """The facade: `Service`, `run` and `open_client` wire rpc, registry and transport together.
 
 Leaving `async with service.run()` shuts down in a fixed order, each step structural:
-stop re-registering → deregister → stop accepting calls (new ones get 503, nothing runs) →
-drain in-flight handlers within `drain_timeout` → cancel what is left → close the listener
-and connections.
+leave subscriptions and handle what is queued → stop re-registering → deregister → stop
+accepting calls (new ones get 503, nothing runs) → drain in-flight handlers within what is left
+of `drain_timeout` → cancel what is left → close the listener and connections.
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ import random
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import attrs
 import trio
 
-from ._config import resolve_address, resolve_registry, resolve_transport
+from ._config import resolve_address, resolve_broker, resolve_registry, resolve_transport
 from ._debug import debug_handlers
+from ._subscribers import Subscriber, Subscribers, subscriber_from_function
+from .broker import Broker, open_broker
 from .codec import schema_of
 from .nursery import DrainResult, open_owned_nursery
 from .registry import (
@@ -82,6 +84,7 @@ class Service:
         address: str | None = None,
         registry: str | None = None,
         transport: str | None = None,
+        broker: str | None = None,
         register_ttl: float = 60.0,
         register_interval: float = 30.0,
         drain_timeout: float = 30.0,
@@ -96,6 +99,8 @@ class Service:
         self.address = address
         self.registry = registry
         self.transport = transport
+        self.broker = broker
+        self.subscribers: list[Subscriber] = []
         self.register_ttl = register_ttl
         self.register_interval = register_interval
         self.drain_timeout = drain_timeout
@@ -125,6 +130,20 @@ class Service:
 
         def register(fn: F) -> F:
             self._add(handler_from_function(name, fn, stream=True, idempotent=idempotent))
+            return fn
+
+        return register
+
+    def subscribe(self, topic: str, *, queue: str | None = None) -> Callable[[F], F]:
+        """Decorate `async def f(message)` to receive messages published to `topic`.
+
+        Subscribers sharing a `queue` name (across all nodes) share the messages; without a
+        queue every subscriber gets each message. `trimicro.current_message()` tells the
+        topic and metadata.
+        """
+
+        def register(fn: F) -> F:
+            self.subscribers.append(subscriber_from_function(topic, fn, queue))
             return fn
 
         return register
@@ -167,16 +186,19 @@ class Service:
 
     @asynccontextmanager
     async def run(self) -> AsyncIterator[RunningService]:
-        """Register and serve until the block exits; then deregister, drain and close."""
+        """Register and serve until the block exits; then drain subscribers, deregister,
+        drain calls and close."""
         registry_url = resolve_registry(self.registry)
+        broker_url = resolve_broker(self.broker)
         transport = load_transport(resolve_transport(self.transport))
         address = resolve_address(self.address)
         async with (
             open_registry(registry_url) as registry,
             open_service_cache(registry) as cache,
+            _open_broker_for(broker_url, registry, transport, address, self.rng) as broker,
             open_owned_nursery() as nursery,
         ):
-            client = Client(nursery, cache, TransportFor(transport), rng=self.rng)
+            client = Client(nursery, cache, TransportFor(transport), rng=self.rng, broker=broker)
             server = RpcServer(
                 self.name,
                 self._all_handlers(),
@@ -189,6 +211,9 @@ class Service:
             bound = await nursery.start(_serve_in, serve_scope, transport, server, address)
             node = Node(self._node_id(), bound, self._node_metadata(transport.scheme))
             record = self._record(node)
+            subscribers = Subscribers(self.subscribers, broker, client)
+            self._subscribers = subscribers
+            await nursery.start(subscribers.run)
             register_scope = trio.CancelScope()
             await nursery.start(
                 _keep_registered_in,
@@ -203,13 +228,26 @@ class Service:
                 yield running
             finally:
                 with trio.CancelScope(shield=True):
-                    register_scope.cancel()
-                    with trio.move_on_after(DEREGISTER_TIMEOUT):
-                        await registry.deregister(record)
-                    self.last_drain = await server.in_flight.drain(self.drain_timeout)
-                    serve_scope.cancel()
+                    await self._shut_down(registry, record, register_scope, serve_scope)
                     await client.aclose()
                 nursery.cancel_scope.cancel()
+
+    async def _shut_down(
+        self,
+        registry: Any,
+        record: ServiceRecord,
+        register_scope: trio.CancelScope,
+        serve_scope: trio.CancelScope,
+    ) -> None:
+        """The shutdown order, each step structural (see the module docstring)."""
+        started = trio.current_time()
+        await self._subscribers.drain(self.drain_timeout)
+        register_scope.cancel()
+        with trio.move_on_after(DEREGISTER_TIMEOUT):
+            await registry.deregister(record)
+        budget = max(0.0, self.drain_timeout - (trio.current_time() - started))
+        self.last_drain = await self._server.in_flight.drain(budget)
+        serve_scope.cancel()
 
     def _node_metadata(self, scheme: str) -> dict[str, str]:
         return {"transport": scheme, "protocol": str(PROTOCOL_VERSION)}
@@ -265,11 +303,20 @@ def _parameter_count(fn: Any) -> int:
     return len(inspect.signature(fn).parameters)
 
 
+def _open_broker_for(
+    url: str, registry: Any, transport: Any, address: str, rng: random.Random
+) -> AbstractAsyncContextManager[Broker]:
+    # The direct broker listens beside the service, on the same host.
+    host = address.rpartition(":")[0]
+    return open_broker(url, registry=registry, transport=transport, address=f"{host}:0", rng=rng)
+
+
 @asynccontextmanager
 async def open_client(
     *,
     registry: str | None = None,
     transport: str | None = None,
+    broker: str | None = None,
     retries: int = 1,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Client]:
@@ -281,12 +328,16 @@ async def open_client(
             reply = await client.call("greeter", "Say.Hello", {"name": "Ann"})
     """
     transport_obj = load_transport(resolve_transport(transport))
+    rng = rng or random.Random()
     async with (
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
+        _open_broker_for(resolve_broker(broker), reg, transport_obj, "127.0.0.1:0", rng) as brk,
         open_owned_nursery() as nursery,
     ):
-        client = Client(nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng)
+        client = Client(
+            nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng, broker=brk
+        )
         try:
             yield client
         finally:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
+from ..broker import Broker
 from ..codec import CBOR, Codec
 from ..nursery import remaining_budget_ns
 from ..registry import Node, ServiceCache
@@ -67,7 +68,9 @@ class Client:
         *,
         retries: int = 1,
         rng: random.Random | None = None,
+        broker: Broker | None = None,
     ) -> None:
+        self._broker = broker
         self._nursery = nursery
         self._cache = cache
         self._transports = transports
@@ -203,6 +206,26 @@ class Client:
             if not stream.receive_closed:
                 await _cancel_remote(peer, state)
             peer.end_call(state)
+
+    async def publish(
+        self,
+        topic: str,
+        message: object,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        codec: Codec = CBOR,
+    ) -> None:
+        """Publish `message` (an attrs instance or plain data) to `topic` through the broker.
+
+        Returns once the broker took responsibility for it (docs/broker.md says what that means
+        for each broker); waits while subscribers are behind rather than dropping.
+        """
+        if self._broker is None:
+            raise RuntimeError("this client has no broker: open it with a broker URL")
+        body = codec.encode(message)
+        await self._broker.publish(
+            topic, body, metadata=_outgoing_metadata(metadata), content_type=codec.content_type
+        )
 
     async def aclose(self) -> None:
         for peer in list(self._peers.values()):

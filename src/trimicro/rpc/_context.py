@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -11,31 +11,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ..session import Metadata
+
 if TYPE_CHECKING:
     from ._client import Client
 
 __all__ = ["Call", "Metadata", "current_call", "current_client", "current_service_name"]
-
-
-class Metadata(Mapping[str, str]):
-    """Read-only metadata with case-insensitive keys (as HTTP headers)."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Mapping[str, str] | None = None) -> None:
-        self._items = {k.lower(): (k, v) for k, v in (items or {}).items()}
-
-    def __getitem__(self, key: str) -> str:
-        return self._items[key.lower()][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k, _ in self._items.values())
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Metadata({dict(self)!r})"
 
 
 @attrs.frozen
@@ -78,6 +59,16 @@ def current_client() -> Client:
 def current_service_name() -> str:
     """The name of the service whose handler is running ("" outside one)."""
     return _current_service.get()
+
+
+@contextmanager
+def using_client(client: Client) -> Iterator[None]:
+    """Make `client` what `current_client()` returns (subscriber handlers use this)."""
+    token = _current_client.set(client)
+    try:
+        yield
+    finally:
+        _current_client.reset(token)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from ._base import SessionError as SessionError
 from ._base import Transport as Transport
 from ._memory import Faults as Faults
 from ._memory import MemoryTransport as MemoryTransport
+from ._metadata import Metadata as Metadata
 from ._plugins import DEFAULT_TRANSPORT as DEFAULT_TRANSPORT
 from ._plugins import load_transport as load_transport
 from ._protocol import FrameDecoder as FrameDecoder
@@ -27,6 +28,7 @@ __all__ = [
     "FrameDecoder",
     "FrameTooLarge",
     "MemoryTransport",
+    "Metadata",
     "ProtocolError",
     "SessionError",
     "StreamConnection",

@@ -46,13 +46,16 @@ async def open_cluster(
     running: dict[str, list[RunningService]] = {}
     async with AsyncExitStack() as stack:
         for service in services:
-            service.registry, service.transport = registry, transport
+            service.registry, service.transport, service.broker = registry, transport, transport
             service.rng = random.Random(rng.getrandbits(64))
             r = await stack.enter_async_context(service.run())
             running.setdefault(service.name, []).append(r)
         client = await stack.enter_async_context(
             open_client(
-                registry=registry, transport=transport, rng=random.Random(rng.getrandbits(64))
+                registry=registry,
+                transport=transport,
+                broker=transport,
+                rng=random.Random(rng.getrandbits(64)),
             )
         )
         yield Cluster(registry, transport, client, running)
