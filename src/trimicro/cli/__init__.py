@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
 from ._demo import demo
 from ._options import global_options
@@ -21,6 +22,8 @@ def cli() -> None:
 register_commands(cli)
 cli.add_command(run)
 cli.add_command(demo)
+cli.add_command(publish)
+cli.add_command(subscribe)
 
 
 def main() -> None:
