@@ -16,13 +16,16 @@ import trio
 
 from ..broker import Broker
 from ..codec import CBOR, Codec
-from ..nursery import remaining_budget_ns
-from ..registry import Node, ServiceCache
+from ..nursery import Backoff, remaining, remaining_budget_ns
+from ..registry import ServiceCache, ServiceRecord
 from ..session import ConnectError, ConnectionClosed, SessionError, Transport
 from . import errors
 from ._context import _current_call
 from ._envelope import Cancel, Envelope, ErrorFrame, Request, Response
+from ._outlier import FailureKind
 from ._peer import Peer
+from ._retry import RetryBudget, RetryPolicy
+from ._selector import Selection, Selector, candidates_of
 from ._stream import CallState, Stream
 
 __all__ = ["Client", "TransportFor"]
@@ -57,6 +60,30 @@ def _split_address(address: str) -> tuple[str | None, str]:
     return (scheme, rest) if sep else (None, address)
 
 
+@attrs.frozen
+class _Target:
+    """One place a call may go: a node (None when the caller gave an address)."""
+
+    scheme: str | None
+    address: str
+    node_id: str | None = None
+
+
+@attrs.frozen
+class _Plan:
+    targets: list[_Target]
+    peers: list[str]  # node ids of the service, for the outlier share limit
+    idempotent: bool
+
+
+class _AttemptFailed(Exception):
+    """One attempt failed; `ran` says whether the handler may have run."""
+
+    def __init__(self, error: errors.Error, kind: FailureKind | None, ran: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.kind, self.ran = error, kind, ran
+
+
 class Client:
     """Calls services. Create with `trimicro.open_client()` (or use a service's own client)."""
 
@@ -69,24 +96,36 @@ class Client:
         retries: int = 1,
         rng: random.Random | None = None,
         broker: Broker | None = None,
+        selector: Selector | None = None,
+        retry_budget: RetryBudget | None = None,
     ) -> None:
         self._broker = broker
         self._nursery = nursery
         self._cache = cache
         self._transports = transports
-        self._retries = retries
+        self.policy = RetryPolicy(retries=retries)
+        self.selector = selector or Selector()
+        self.retry_budget = retry_budget or RetryBudget()
         self._rng = rng or random.Random()
         self._peers: dict[tuple[str, str], Peer] = {}
         self._connecting: dict[tuple[str, str], trio.Lock] = {}
 
     # -- selection and connections -------------------------------------------------------
 
-    async def _nodes(self, service: str) -> list[Node]:
+    async def _plan(
+        self, service: str, endpoint: str, address: str | None, metadata: Mapping[str, str]
+    ) -> _Plan:
+        if address is not None:
+            scheme, bare = _split_address(address)
+            return _Plan([_Target(scheme, bare)], [], idempotent=False)
         records = await self._cache.get_service(service)
-        nodes = [node for record in records for node in record.nodes]
+        candidates = candidates_of(records)
+        selection = Selection(service, endpoint, metadata, self._rng)
+        nodes = self.selector.order(candidates, selection, trio.current_time())
         if not nodes:
             raise errors.unavailable(f"service {service}: no nodes found", id=CLIENT_ID)
-        return nodes
+        targets = [_Target(n.metadata.get("transport"), n.address, n.id) for n in nodes]
+        return _Plan(targets, [c.node.id for c in candidates], _idempotent(records, endpoint))
 
     async def _peer(self, scheme: str | None, address: str) -> Peer:
         transport = self._transports(scheme)
@@ -103,28 +142,107 @@ class Client:
                 self._nursery.start_soon(peer.run_reader)
         return peer
 
-    async def _targets(self, service: str, address: str | None) -> list[tuple[str | None, str]]:
-        if address is not None:
-            return [_split_address(address)]
-        nodes = await self._nodes(service)
-        self._rng.shuffle(nodes)
-        return [(node.metadata.get("transport"), node.address) for node in nodes]
+    async def _send_request(self, target: _Target, request: Request) -> tuple[Peer, CallState]:
+        """Deliver the request frame; failing here means the handler certainly did not run."""
+        try:
+            peer = await self._peer(target.scheme, target.address)
+            state = peer.open_call()
+        except (ConnectError, ConnectionClosed) as exc:
+            error = errors.unavailable(f"{target.address}: {exc}", id=CLIENT_ID)
+            raise _AttemptFailed(error, "connect", ran=False) from None
+        try:
+            await peer.send(attrs.evolve(request, call=state.call_id))
+        except SessionError as exc:
+            peer.end_call(state)
+            error = errors.unavailable(f"{target.address}: {exc}", id=CLIENT_ID)
+            raise _AttemptFailed(error, "connect", ran=False) from None
+        return peer, state
 
-    async def _open(
-        self, service: str, address: str | None, request: Request
-    ) -> tuple[Peer, CallState]:
-        """Send `request` to a node, trying others when a connection cannot be made."""
-        targets = await self._targets(service, address)
-        last: SessionError | None = None
-        for scheme, target in targets[: self._retries + 1]:
+    async def _attempt_unary(self, target: _Target, request: Request, service: str) -> Response:
+        peer, state = await self._send_request(target, request)
+        try:
+            reply = await state.receive()
+        except ConnectionClosed:
+            error = errors.internal_server_error(
+                f"service {service}: connection lost during the call", id=CLIENT_ID
+            )
+            raise _AttemptFailed(error, "connect", ran=True) from None
+        except BaseException:
+            await _cancel_remote(peer, state)
+            raise
+        finally:
+            peer.end_call(state)
+        if isinstance(reply, Response):
+            return reply
+        error = _error_from(reply, service)
+        # 503 is sent only before a handler starts: nothing ran.
+        kind: FailureKind | None = "server" if error.code >= 500 else None
+        raise _AttemptFailed(error, kind, ran=error.code != 503)
+
+    def _may_retry(self, failure: _AttemptFailed, plan: _Plan, attempt: int) -> bool:
+        if attempt >= self.policy.retries or failure.error.code == 408:
+            return False
+        if failure.ran and not plan.idempotent:
+            return False  # a handler that may have run is retried only when idempotent
+        return self.retry_budget.try_spend(trio.current_time())
+
+    def _record(self, plan: _Plan, target: _Target, failure: _AttemptFailed | None) -> None:
+        if target.node_id is None:
+            return
+        if failure is None or failure.kind is None:
+            self.selector.outliers.record_success(target.node_id)
+        else:
+            now = trio.current_time()
+            self.selector.outliers.record_failure(target.node_id, failure.kind, now, plan.peers)
+
+    async def _backoff(self, attempt: int, error: errors.Error) -> None:
+        ceiling = Backoff(self.policy.backoff_base, self.policy.backoff_cap)
+        delay = ceiling.delay(attempt, self._rng)
+        if delay >= remaining():
+            raise error  # waiting would outlive the caller's budget
+        await trio.sleep(delay)
+
+    async def _unary(
+        self, service: str, endpoint: str, request: Request, address: str | None
+    ) -> Response:
+        plan = await self._plan(service, endpoint, address, request.metadata)
+        self.retry_budget.record_call(trio.current_time())
+        attempt = 0
+        while True:
+            target = plan.targets[attempt % len(plan.targets)]
+            in_flight = self.selector.in_flight
+            key = target.node_id or target.address
+            in_flight[key] = in_flight.get(key, 0) + 1
             try:
-                peer = await self._peer(scheme, target)
-                state = peer.open_call()
-                await peer.send(attrs.evolve(request, call=state.call_id))
-                return peer, state
-            except (ConnectError, ConnectionClosed) as exc:
-                last = exc
-        raise errors.unavailable(f"service {service}: {last}", id=CLIENT_ID)
+                reply = await self._attempt_unary(target, request, service)
+            except _AttemptFailed as failure:
+                self._record(plan, target, failure)
+                if not self._may_retry(failure, plan, attempt):
+                    raise failure.error from None
+                await self._backoff(attempt, failure.error)
+                attempt += 1
+                continue
+            finally:
+                in_flight[key] -= 1
+            self._record(plan, target, None)
+            return reply
+
+    async def _open_stream(
+        self, service: str, endpoint: str, request: Request, address: str | None
+    ) -> tuple[Peer, CallState]:
+        """Open a stream on the first node that takes the connection (nothing ran before)."""
+        plan = await self._plan(service, endpoint, address, request.metadata)
+        last: errors.Error | None = None
+        for target in plan.targets[: self.policy.retries + 1]:
+            try:
+                opened = await self._send_request(target, request)
+            except _AttemptFailed as failure:
+                self._record(plan, target, failure)
+                last = failure.error
+                continue
+            return opened
+        assert last is not None
+        raise last
 
     # -- public API ------------------------------------------------------------------------
 
@@ -162,20 +280,13 @@ class Client:
         """Call `service`'s `endpoint` and return its reply (structured into `response`).
 
         Raises `trimicro.errors.Error` when the remote side (or the client) answers an error;
-        the caller's own deadline raises trio's usual exceptions.
+        the caller's own deadline raises trio's usual exceptions. Retries go to another node,
+        only when the call certainly did not run (or the endpoint is idempotent), within the
+        caller's deadline and the client's retry budget.
         """
         wire = self._request(service, endpoint, codec.encode(request), metadata, codec, False)
-        peer, state = await self._open(service, address, wire)
-        try:
-            reply = await _receive(state, service)
-        except BaseException:
-            await _cancel_remote(peer, state)
-            raise
-        finally:
-            peer.end_call(state)
-        if isinstance(reply, Response):
-            return codec.decode(reply.body, response)
-        raise _error_from(reply, service)
+        reply = await self._unary(service, endpoint, wire, address)
+        return codec.decode(reply.body, response)
 
     @asynccontextmanager
     async def stream(
@@ -192,7 +303,7 @@ class Client:
         """Open a streaming call; `request` (if any) is the first message to the server."""
         body = None if request is None else codec.encode(request)
         wire = self._request(service, endpoint, body, metadata, codec, True)
-        peer, state = await self._open(service, address, wire)
+        peer, state = await self._open_stream(service, endpoint, wire, address)
 
         async def send_frame(envelope: Envelope) -> None:
             await peer.send(envelope)
@@ -234,21 +345,19 @@ class Client:
         self._peers.clear()
 
 
+def _idempotent(records: list[ServiceRecord], endpoint: str) -> bool:
+    """True when every version publishes `endpoint` as safe to retry."""
+    flags = [e.metadata.get("idempotent") == "true" for r in records for e in r.endpoints
+             if e.name == endpoint]  # fmt: skip
+    return bool(flags) and all(flags)
+
+
 def _outgoing_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     # As in go-micro, a call made from a handler carries the incoming call's metadata on.
     incoming = _current_call.get()
     merged = dict(incoming.metadata) if incoming is not None else {}
     merged.update(metadata or {})
     return merged
-
-
-async def _receive(state: CallState, service: str) -> Envelope:
-    try:
-        return await state.receive()
-    except ConnectionClosed:
-        raise errors.internal_server_error(
-            f"service {service}: connection lost during the call", id=CLIENT_ID
-        ) from None
 
 
 def _error_from(reply: Envelope, service: str) -> errors.Error:
