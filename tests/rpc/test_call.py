@@ -9,6 +9,7 @@ import trio.testing
 
 import trimicro
 from trimicro import errors
+from trimicro.rpc._retry import RetryPolicy
 from trimicro.testing import open_cluster
 
 
@@ -162,6 +163,7 @@ async def test_calls_beyond_max_concurrency_are_refused_with_503(
         return {"ok": "yes"}
 
     async with open_cluster(service) as cluster:
+        cluster.client.policy = RetryPolicy(retries=0)  # see the refusal itself
         outcomes: list[object] = []
 
         async def one() -> None:

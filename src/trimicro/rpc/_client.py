@@ -175,9 +175,9 @@ class Client:
         if isinstance(reply, Response):
             return reply
         error = _error_from(reply, service)
-        # 503 is sent only before a handler starts: nothing ran.
         kind: FailureKind | None = "server" if error.code >= 500 else None
-        raise _AttemptFailed(error, kind, ran=error.code != 503)
+        started = not isinstance(reply, ErrorFrame) or reply.started
+        raise _AttemptFailed(error, kind, ran=started)
 
     def _may_retry(self, failure: _AttemptFailed, plan: _Plan, attempt: int) -> bool:
         if attempt >= self.policy.retries or failure.error.code == 408:

@@ -96,6 +96,9 @@ class ErrorFrame:
     code: int
     detail: str
     status: str
+    #: False when the server refused the call before starting a handler: nothing ran, so the
+    #: caller may retry it anywhere.
+    started: bool = True
 
 
 Envelope = Request | Response | Message | End | Cancel | Credit | ErrorFrame

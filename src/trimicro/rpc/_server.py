@@ -50,8 +50,8 @@ class _ServerCall:
     cancelled_by_caller: bool = False
 
 
-def _error_frame(call_id: int, error: errors.Error) -> ErrorFrame:
-    return ErrorFrame(call_id, error.id, error.code, error.detail, error.status)
+def _error_frame(call_id: int, error: errors.Error, *, started: bool = True) -> ErrorFrame:
+    return ErrorFrame(call_id, error.id, error.code, error.detail, error.status, started)
 
 
 class RpcServer:
@@ -144,7 +144,7 @@ class RpcServer:
                 refusal = errors.bad_request(str(exc), id=self.name)
         if refusal is not None:
             self._errors += 1
-            await _send_quietly(conn, _error_frame(request.call, refusal))
+            await _send_quietly(conn, _error_frame(request.call, refusal, started=False))
             return
         deadline = deadline_from_budget_ns(request.budget)
         call = _ServerCall(
@@ -177,7 +177,7 @@ class RpcServer:
             call.state.close()
             calls.pop(request.call, None)
             shutting_down = errors.unavailable(f"{self.name} is shutting down", id=self.name)
-            await self._send_reply(conn, _error_frame(request.call, shutting_down))
+            await self._send_reply(conn, _error_frame(request.call, shutting_down, started=False))
 
     async def _send_reply(self, conn: Connection, reply: Envelope | None) -> None:
         if isinstance(reply, ErrorFrame):
@@ -236,8 +236,10 @@ class RpcServer:
         if trio.current_time() >= call.scope.deadline and call.scope.deadline != math.inf:
             detail = f"{call.request.endpoint} ran out of its deadline budget"
             return _error_frame(call.request.call, errors.timeout(detail, id=self.name))
-        detail = f"{self.name} is shutting down"
-        return _error_frame(call.request.call, errors.unavailable(detail, id=self.name))
+        # Cancelled by the drain: the handler ran (partly), so this must not read as a 503,
+        # which promises the caller that nothing ran.
+        detail = f"{call.request.endpoint} was cancelled: {self.name} shut down during the call"
+        return _error_frame(call.request.call, errors.internal_server_error(detail, id=self.name))
 
 
 async def _send_quietly(conn: Connection, envelope: Envelope) -> None:
