@@ -35,7 +35,7 @@ class SleepResponse:
     slept: float
 
 
-@service.endpoint("Say.Hello")
+@service.endpoint("Say.Hello", idempotent=True)  # a greeting is safe to retry
 async def hello(req: HelloRequest) -> HelloResponse:
     if not req.name:
         raise errors.bad_request("name must not be empty")

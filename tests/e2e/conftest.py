@@ -54,9 +54,9 @@ def site_env(tmp_path: Path) -> dict[str, str]:
 def start_service(site_env: dict[str, str]) -> Iterator[object]:
     started: list[ServiceProcess] = []
 
-    def start(target: str) -> ServiceProcess:
+    def start(target: str, *extra: str) -> ServiceProcess:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "trimicro", "run", target],
+            [sys.executable, "-m", "trimicro", "run", target, *extra],
             env=site_env,
             cwd=ROOT,
             stderr=subprocess.PIPE,

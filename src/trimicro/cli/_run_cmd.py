@@ -37,15 +37,32 @@ def _load_service(target: str) -> Service:
 @click.command()
 @click.argument("target", metavar="MODULE:ATTR")
 @click.option("--address", help="Listen address HOST:PORT (default TRIMICRO_ADDRESS or any port).")
+@click.option(
+    "--register-ttl", type=click.FloatRange(min=0, min_open=True), help="Seconds (default 60)."
+)
+@click.option(
+    "--register-interval", type=click.FloatRange(min=0, min_open=True), help="Seconds (default 30)."
+)
 @global_options
 @pass_globals
-def run(g: Globals, target: str, address: str | None) -> None:
+def run(
+    g: Globals,
+    target: str,
+    address: str | None,
+    register_ttl: float | None,
+    register_interval: float | None,
+) -> None:
     """Serve the Service found at MODULE:ATTR until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     service = _load_service(target)
     service.registry = g.registry or service.registry
     service.transport = g.transport or service.transport
     service.address = address or service.address
+    service.broker = g.broker or service.broker
+    service.register_ttl = register_ttl or service.register_ttl
+    service.register_interval = register_interval or service.register_interval
+    if not 0 < service.register_interval < service.register_ttl:
+        fail("--register-interval must be shorter than --register-ttl", EXIT_INPUT)
 
     def ready(running: RunningService) -> None:
         click.echo(f"serving {service.name} on {running.address} ({running.node.id})", err=True)
