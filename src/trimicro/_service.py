@@ -13,7 +13,7 @@ import os
 import random
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -36,6 +36,8 @@ from .registry import (
 )
 from .rpc import PROTOCOL_VERSION, Client, Handler, RpcServer, TransportFor, handler_from_function
 from .rpc._handler import endpoint_name
+from .rpc._selector import Selector
+from .rpc._wrappers import Wrapper
 from .session import load_transport
 
 __all__ = ["RunningService", "Service", "open_client", "run"]
@@ -89,6 +91,9 @@ class Service:
         register_interval: float = 30.0,
         drain_timeout: float = 30.0,
         max_concurrency: int = 1024,
+        wrappers: Sequence[Wrapper] = (),
+        client_wrappers: Sequence[Wrapper] = (),
+        selector: Selector | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not name or any(c.isspace() for c in name):
@@ -106,6 +111,9 @@ class Service:
         self.drain_timeout = drain_timeout
         self.max_concurrency = max_concurrency
         self.rng = rng or random.Random()
+        self.wrappers = list(wrappers)
+        self.client_wrappers = list(client_wrappers)
+        self.selector = selector
         self.handlers: dict[str, Handler] = {}
         self.last_drain: DrainResult | None = None
 
@@ -198,12 +206,16 @@ class Service:
             _open_broker_for(broker_url, registry, transport, address, self.rng) as broker,
             open_owned_nursery() as nursery,
         ):
-            client = Client(nursery, cache, TransportFor(transport), rng=self.rng, broker=broker)
+            client = Client(
+                nursery, cache, TransportFor(transport), rng=self.rng, broker=broker,
+                selector=self.selector, wrappers=self.client_wrappers,
+            )  # fmt: skip
             server = RpcServer(
                 self.name,
                 self._all_handlers(),
                 client=client,
                 max_concurrency=self.max_concurrency,
+                wrappers=self.wrappers,
             )
             self._started = trio.current_time()
             self._server = server
@@ -211,7 +223,7 @@ class Service:
             bound = await nursery.start(_serve_in, serve_scope, transport, server, address)
             node = Node(self._node_id(), bound, self._node_metadata(transport.scheme))
             record = self._record(node)
-            subscribers = Subscribers(self.subscribers, broker, client)
+            subscribers = Subscribers(self.subscribers, broker, client, self.wrappers)
             self._subscribers = subscribers
             await nursery.start(subscribers.run)
             register_scope = trio.CancelScope()
@@ -318,6 +330,8 @@ async def open_client(
     transport: str | None = None,
     broker: str | None = None,
     retries: int = 1,
+    selector: Selector | None = None,
+    wrappers: Sequence[Wrapper] = (),
     rng: random.Random | None = None,
 ) -> AsyncIterator[Client]:
     """A client with its own registry connection, cache and connection pool.
@@ -336,8 +350,9 @@ async def open_client(
         open_owned_nursery() as nursery,
     ):
         client = Client(
-            nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng, broker=brk
-        )
+            nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng, broker=brk,
+            selector=selector, wrappers=wrappers,
+        )  # fmt: skip
         try:
             yield client
         finally:

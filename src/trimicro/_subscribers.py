@@ -21,6 +21,7 @@ from .broker._context import message_context
 from .codec import CodecError, codec_for
 from .rpc import Client
 from .rpc._context import using_client
+from .rpc._wrappers import Proceed, WrappedCall, Wrapper, compose
 from .session import Metadata
 
 __all__ = ["Subscriber", "Subscribers", "subscriber_from_function"]
@@ -60,6 +61,7 @@ class Subscribers:
     subscribers: list[Subscriber]
     broker: Broker
     client: Client
+    wrappers: list[Wrapper] = attrs.field(factory=list)
     handled: int = 0
     errors: int = 0
     _stop: trio.Event = attrs.field(factory=trio.Event)
@@ -99,13 +101,21 @@ class Subscribers:
         async for message in messages:
             await self._handle(subscriber, message)
 
+    async def _wrapped(
+        self, subscriber: Subscriber, message: BrokerMessage, innermost: Proceed
+    ) -> None:
+        if self.wrappers:
+            call = WrappedCall("subscriber", message.topic, "", dict(message.metadata))
+            innermost = compose(self.wrappers, call, innermost)
+        await innermost()
+
     async def _handle(self, subscriber: Subscriber, message: BrokerMessage) -> None:
         context = MessageContext(message.topic, subscriber.queue, Metadata(message.metadata))
         token = message_context.set(context)
         try:
             value = codec_for(message.content_type).decode(message.body, subscriber.message_type)
             with using_client(self.client):
-                await subscriber.fn(value)
+                await self._wrapped(subscriber, message, lambda: subscriber.fn(value))
             self.handled += 1
         except CodecError as exc:
             self.errors += 1

@@ -7,7 +7,7 @@ The caller's trio deadline travels on the wire as a remaining budget; cancelling
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from ._peer import Peer
 from ._retry import RetryBudget, RetryPolicy
 from ._selector import Selection, Selector, candidates_of
 from ._stream import CallState, Stream
+from ._wrappers import WrappedCall, Wrapper, compose
 
 __all__ = ["Client", "TransportFor"]
 
@@ -98,7 +99,9 @@ class Client:
         broker: Broker | None = None,
         selector: Selector | None = None,
         retry_budget: RetryBudget | None = None,
+        wrappers: Sequence[Wrapper] = (),
     ) -> None:
+        self.wrappers = list(wrappers)
         self._broker = broker
         self._nursery = nursery
         self._cache = cache
@@ -251,7 +254,7 @@ class Client:
         service: str,
         endpoint: str,
         body: bytes | None,
-        metadata: Mapping[str, str] | None,
+        metadata: Mapping[str, str],
         codec: Codec,
         stream: bool,
     ) -> Request:
@@ -259,7 +262,7 @@ class Client:
             call=0,
             service=service,
             endpoint=endpoint,
-            metadata=_outgoing_metadata(metadata),
+            metadata=dict(metadata),
             budget=remaining_budget_ns(),
             ct=codec.content_type,
             stream=stream,
@@ -284,9 +287,17 @@ class Client:
         only when the call certainly did not run (or the endpoint is idempotent), within the
         caller's deadline and the client's retry budget.
         """
-        wire = self._request(service, endpoint, codec.encode(request), metadata, codec, False)
-        reply = await self._unary(service, endpoint, wire, address)
-        return codec.decode(reply.body, response)
+        body = codec.encode(request)
+        call = WrappedCall("client", service, endpoint, _outgoing_metadata(metadata))
+
+        async def innermost() -> Any:
+            wire = self._request(service, endpoint, body, call.metadata, codec, False)
+            reply = await self._unary(service, endpoint, wire, address)
+            return codec.decode(reply.body, response)
+
+        if not self.wrappers:
+            return await innermost()
+        return await compose(self.wrappers, call, innermost)()
 
     @asynccontextmanager
     async def stream(
@@ -302,7 +313,7 @@ class Client:
     ) -> AsyncIterator[Stream[T]]:
         """Open a streaming call; `request` (if any) is the first message to the server."""
         body = None if request is None else codec.encode(request)
-        wire = self._request(service, endpoint, body, metadata, codec, True)
+        wire = self._request(service, endpoint, body, _outgoing_metadata(metadata), codec, True)
         peer, state = await self._open_stream(service, endpoint, wire, address)
 
         async def send_frame(envelope: Envelope) -> None:

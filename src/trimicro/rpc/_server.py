@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,6 +23,7 @@ from ._context import Call, Metadata, serving
 from ._envelope import Cancel, End, Envelope, ErrorFrame, Request, Response, decode, encode
 from ._handler import Handler
 from ._stream import CallState, Stream
+from ._wrappers import Proceed, WrappedCall, Wrapper, compose
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -64,7 +65,9 @@ class RpcServer:
         *,
         client: Client | None = None,
         max_concurrency: int = 1024,
+        wrappers: Sequence[Wrapper] = (),
     ) -> None:
+        self.wrappers = list(wrappers)
         self.name = name
         self.handlers = handlers
         self.client = client
@@ -225,10 +228,16 @@ class RpcServer:
 
         if handler.stream:
             stream: Stream[Any] = Stream(call.state, send_frame, codec, handler.stream_type)
-            await handler.fn(argument, stream)
+            await self._wrapped(request, lambda: handler.fn(argument, stream))
             return End(request.call)
-        result = await handler.fn(argument)
+        result = await self._wrapped(request, lambda: handler.fn(argument))
         return Response(request.call, {}, codec.encode(result))
+
+    async def _wrapped(self, request: Request, innermost: Proceed) -> Any:
+        if not self.wrappers:
+            return await innermost()
+        call = WrappedCall("handler", self.name, request.endpoint, dict(request.metadata))
+        return await compose(self.wrappers, call, innermost)()
 
     def _cancelled_reply(self, call: _ServerCall) -> ErrorFrame | None:
         if call.cancelled_by_caller:

@@ -27,6 +27,7 @@ __all__ = [
     "method_not_allowed",
     "not_found",
     "timeout",
+    "too_many_requests",
     "unauthorized",
     "unavailable",
 ]
@@ -119,6 +120,11 @@ def timeout(detail: str, *, id: str | None = None) -> Error:
 def conflict(detail: str, *, id: str | None = None) -> Error:
     """409: the request conflicts with the resource's state."""
     return _make(409, detail, id)
+
+
+def too_many_requests(detail: str, *, id: str | None = None) -> Error:
+    """429: over a rate limit (nothing ran)."""
+    return _make(429, detail, id)
 
 
 def internal_server_error(detail: str, *, id: str | None = None) -> Error:
