@@ -58,7 +58,7 @@ class CircuitBreaker:
         new = TRANSITIONS.get((self.state, event), self.state)
         if new is BreakerState.OPEN and self.state is not BreakerState.OPEN:
             self.opened_at = now
-        if new is BreakerState.CLOSED:
+        if new is BreakerState.CLOSED and self.state is not BreakerState.CLOSED:
             self.consecutive = 0
         self.state = new
 
