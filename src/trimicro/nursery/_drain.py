@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import attrs
 import trio
 
@@ -31,6 +28,21 @@ class InFlightStatistics:
     accepting: bool
 
 
+class _Tracked:
+    """Class-based rather than @contextmanager: it is entered once per call."""
+
+    __slots__ = ("_in_flight", "_unit")
+
+    def __init__(self, in_flight: InFlight, unit: trio.CancelScope) -> None:
+        self._in_flight, self._unit = in_flight, unit
+
+    def __enter__(self) -> None:
+        self._in_flight._enter(self._unit)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._in_flight._exit(self._unit)
+
+
 @attrs.define(eq=False)
 class InFlight:
     """Tracks units of in-flight work, each with the cancel scope that can stop it.
@@ -50,21 +62,22 @@ class InFlight:
     def __attrs_post_init__(self) -> None:
         self._idle.set()
 
-    @contextmanager
-    def track(self, scope: trio.CancelScope | None = None) -> Iterator[None]:
+    def track(self, scope: trio.CancelScope | None = None) -> _Tracked:
+        """A context manager for one unit of work; raises `DrainingError` once draining."""
         if not self.accepting:
             raise DrainingError("not accepting new work: draining")
-        unit = scope if scope is not None else trio.CancelScope()
+        return _Tracked(self, scope if scope is not None else trio.CancelScope())
+
+    def _enter(self, unit: trio.CancelScope) -> None:
         self._scopes.add(unit)
         self._total += 1
         if len(self._scopes) == 1:
             self._idle = trio.Event()
-        try:
-            yield
-        finally:
-            self._scopes.discard(unit)
-            if not self._scopes:
-                self._idle.set()
+
+    def _exit(self, unit: trio.CancelScope) -> None:
+        self._scopes.discard(unit)
+        if not self._scopes:
+            self._idle.set()
 
     @property
     def count(self) -> int:

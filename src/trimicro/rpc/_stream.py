@@ -8,6 +8,7 @@ that sends beyond its credit is violating the protocol and loses the connection.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -28,14 +29,24 @@ SendFrame = Callable[[Envelope], Awaitable[None]]
 
 
 class CallState:
-    """Frames for one call, routed here by the connection's reader task."""
+    """Frames for one call, routed here by the connection's reader task.
+
+    A deque and a parking lot rather than a memory channel: one is made per call, so its cost
+    is on the hot path.
+    """
+
+    __slots__ = ("_closed", "_credit", "_credit_lot", "_frames", "_lot", "call_id", "lost")
+
+    #: Room for a full window of messages plus the closing frame(s).
+    CAPACITY = WINDOW + 4
 
     def __init__(self, call_id: int) -> None:
         self.call_id = call_id
-        # Room for a full window of messages plus the closing frame(s).
-        self._send, self.inbound = trio.open_memory_channel[Envelope](WINDOW + 4)
+        self._frames: deque[Envelope] = deque()
+        self._lot = trio.lowlevel.ParkingLot()
         self._credit = WINDOW
-        self._credit_changed = trio.Event()
+        self._credit_lot = trio.lowlevel.ParkingLot()
+        self._closed = False
         self.lost = False
 
     def deliver(self, envelope: Envelope) -> None:
@@ -43,47 +54,47 @@ class CallState:
         if isinstance(envelope, Credit):
             self._grant(envelope.n)
             return
-        try:
-            self._send.send_nowait(envelope)
-        except trio.WouldBlock:
-            raise ProtocolError(f"call {self.call_id}: peer sent beyond its credit") from None
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass  # the call is over locally; late frames are harmless
+        if self._closed or self.lost:
+            return  # the call is over locally; late frames are harmless
+        if len(self._frames) >= self.CAPACITY:
+            raise ProtocolError(f"call {self.call_id}: peer sent beyond its credit")
+        self._frames.append(envelope)
+        self._lot.unpark()
 
     def connection_lost(self) -> None:
         """The connection died: receivers see `ConnectionClosed`, senders stop waiting."""
         self.lost = True
-        self._send.close()
-        self._credit_changed.set()
+        self._lot.unpark_all()
+        self._credit_lot.unpark_all()
 
     def close(self) -> None:
         """The call is over locally; later frames are dropped."""
-        self._send.close()
-        self.inbound.close()
+        self._closed = True
+        self._frames.clear()
+        self._lot.unpark_all()
 
     def _grant(self, n: int) -> None:
         if n <= 0 or self._credit + n > WINDOW:
             raise ProtocolError(f"call {self.call_id}: bad credit {n}")
         self._credit += n
-        self._credit_changed.set()
+        self._credit_lot.unpark_all()
 
     async def take_credit(self) -> None:
         """Wait until one more message may be sent."""
-        while self._credit == 0:
-            if self.lost:
-                raise ConnectionClosed("connection lost")
-            self._credit_changed = trio.Event()
-            await self._credit_changed.wait()
+        while self._credit == 0 and not self.lost:
+            await self._credit_lot.park()
         if self.lost:
             raise ConnectionClosed("connection lost")
         self._credit -= 1
 
     async def receive(self) -> Envelope:
         """The next frame; `ConnectionClosed` if the connection died first."""
-        try:
-            return await self.inbound.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise ConnectionClosed("connection lost") from None
+        while not self._frames:
+            if self.lost or self._closed:
+                raise ConnectionClosed("connection lost")
+            await self._lot.park()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        return self._frames.popleft()
 
 
 class Stream(Generic[T]):
