@@ -38,7 +38,10 @@ def service_stats(service: Service) -> dict[str, Any]:
     started = getattr(service, "_started", trio.current_time())
     stats = server.statistics() if server is not None else None
     uptime = trio.current_time() - started
+    metrics = getattr(service, "metrics", None)
+    extra = {"metrics": metrics.summary()} if metrics is not None else {}
     return {
+        **extra,
         "started": int(time.time() - uptime),  # wall-clock seconds, for humans and dashboards
         "uptime": uptime,
         "requests": stats.requests if stats else 0,

@@ -36,6 +36,7 @@ from .registry import (
 )
 from .rpc import PROTOCOL_VERSION, Client, Handler, RpcServer, TransportFor, handler_from_function
 from .rpc._handler import endpoint_name
+from .rpc._metrics import Metrics
 from .rpc._selector import Selector
 from .rpc._wrappers import Wrapper
 from .session import load_transport
@@ -94,6 +95,7 @@ class Service:
         wrappers: Sequence[Wrapper] = (),
         client_wrappers: Sequence[Wrapper] = (),
         selector: Selector | None = None,
+        metrics: Metrics | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if not name or any(c.isspace() for c in name):
@@ -114,6 +116,7 @@ class Service:
         self.wrappers = list(wrappers)
         self.client_wrappers = list(client_wrappers)
         self.selector = selector
+        self.metrics = metrics
         self.handlers: dict[str, Handler] = {}
         self.last_drain: DrainResult | None = None
 
