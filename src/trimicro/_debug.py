@@ -7,6 +7,7 @@ import resource
 import time
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 
 from .rpc import Handler, handler_from_function
@@ -39,7 +40,10 @@ def service_stats(service: Service) -> dict[str, Any]:
     stats = server.statistics() if server is not None else None
     uptime = trio.current_time() - started
     metrics = getattr(service, "metrics", None)
-    extra = {"metrics": metrics.summary()} if metrics is not None else {}
+    extra: dict[str, Any] = {"metrics": metrics.summary()} if metrics is not None else {}
+    client = getattr(service, "_client", None)
+    if client is not None:
+        extra["client"] = attrs.asdict(client.statistics())
     return {
         **extra,
         "started": int(time.time() - uptime),  # wall-clock seconds, for humans and dashboards

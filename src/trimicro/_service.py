@@ -220,6 +220,7 @@ class Service:
                 max_concurrency=self.max_concurrency,
                 wrappers=self.wrappers,
             )
+            self._client = client
             self._started = trio.current_time()
             self._server = server
             serve_scope = trio.CancelScope()

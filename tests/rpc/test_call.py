@@ -131,6 +131,14 @@ async def test_debug_health_and_stats() -> None:
         "in_flight",
         "tasks",
         "memory_rss",
+        "client",
+    }
+    assert stats["client"] == {
+        "connections": 0,
+        "calls_in_flight": 0,
+        "retries": 0,
+        "retries_refused": 0,
+        "ejected_nodes": 0,
     }
     assert stats["requests"] == 3  # Say.Hello, Debug.Health, and this Debug.Stats
     assert stats["in_flight"] == 1  # this very call
@@ -176,3 +184,16 @@ async def test_calls_beyond_max_concurrency_are_refused_with_503(
             for _ in range(3):
                 nursery.start_soon(one)
     assert sorted(map(str, outcomes)) == sorted(["503", str({"ok": "yes"}), str({"ok": "yes"})])
+
+
+async def test_idle_connections_close_after_their_ttl(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_cluster(make_greeter()) as cluster:
+        await cluster.client.call("greeter", "Say.Hello", {"name": "x"})
+        assert cluster.client.statistics().connections == 1
+        await trio.sleep(59)
+        assert cluster.client.statistics().connections == 1
+        await trio.sleep(20)  # the sweep runs every 15 s: closed by 75 s of idleness
+        assert cluster.client.statistics().connections == 0
+        assert await cluster.client.call("greeter", "Say.Hello", {"name": "y"})  # redials

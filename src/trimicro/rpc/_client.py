@@ -16,7 +16,7 @@ import trio
 
 from ..broker import Broker
 from ..codec import CBOR, Codec
-from ..nursery import Backoff, remaining, remaining_budget_ns
+from ..nursery import Backoff, remaining, remaining_budget_ns, run_periodic
 from ..registry import ServiceCache, ServiceRecord
 from ..session import ConnectError, ConnectionClosed, SessionError, Transport
 from . import errors
@@ -85,6 +85,21 @@ class _AttemptFailed(Exception):
         self.error, self.kind, self.ran = error, kind, ran
 
 
+@attrs.frozen
+class ClientStatistics:
+    """The client's connections, retries and ejections (part of `Debug.Stats`)."""
+
+    connections: int
+    calls_in_flight: int
+    retries: int
+    retries_refused: int
+    ejected_nodes: int
+
+
+#: Connections with no call for this long are closed (go-micro's pool TTL).
+IDLE_TTL = 60.0
+
+
 class Client:
     """Calls services. Create with `trimicro.open_client()` (or use a service's own client)."""
 
@@ -112,6 +127,25 @@ class Client:
         self._rng = rng or random.Random()
         self._peers: dict[tuple[str, str], Peer] = {}
         self._connecting: dict[tuple[str, str], trio.Lock] = {}
+        nursery.start_soon(run_periodic, self._close_idle, IDLE_TTL / 4)
+
+    def statistics(self) -> ClientStatistics:
+        now = trio.current_time()
+        return ClientStatistics(
+            connections=sum(not p.closed for p in self._peers.values()),
+            calls_in_flight=sum(len(p.calls) for p in self._peers.values()),
+            retries=self.retry_budget.spent,
+            retries_refused=self.retry_budget.refused,
+            ejected_nodes=self.selector.outliers.ejected_count(now),
+        )
+
+    async def _close_idle(self) -> None:
+        now = trio.current_time()
+        for key, peer in list(self._peers.items()):
+            if peer.closed or (not peer.calls and now - peer.last_used >= IDLE_TTL):
+                del self._peers[key]
+                with trio.CancelScope(shield=True):
+                    await peer.conn.aclose()
 
     # -- selection and connections -------------------------------------------------------
 

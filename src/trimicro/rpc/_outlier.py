@@ -78,6 +78,9 @@ class OutlierDetector:
         health = self._health.get(node_id)
         return health.ejected_until if health else -math.inf
 
+    def ejected_count(self, now: float) -> int:
+        return sum(now < h.ejected_until for h in self._health.values())
+
     def demote(self, nodes: list[Node], now: float) -> list[Node]:
         """The same nodes, ejected ones last."""
         return sorted(nodes, key=lambda n: self.is_ejected(n.id, now))

@@ -25,8 +25,10 @@ class Peer:
         self.calls: dict[int, CallState] = {}
         self._ids = itertools.count(1)
         self.closed = False
+        self.last_used = trio.current_time()
 
     def open_call(self) -> CallState:
+        self.last_used = trio.current_time()
         state = CallState(next(self._ids))
         self.calls[state.call_id] = state
         return state
