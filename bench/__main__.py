@@ -20,6 +20,7 @@ import attrs
 import trio
 
 import trimicro
+from trimicro.wrappers import Metrics, Wrapper, circuit_breaker, tracing
 
 HEADER = struct.Struct(">II")  # length, call id
 
@@ -126,13 +127,25 @@ def _echo_service(name: str) -> trimicro.Service:
     return service
 
 
-async def trimicro_case(payload: bytes, concurrency: int, seconds: float) -> Result:
-    name = f"bench-{len(payload)}-{concurrency}"
+def _wrappers() -> list[Wrapper]:
+    metrics = Metrics()
+    return [circuit_breaker(), metrics.wrapper, tracing()]
+
+
+async def trimicro_case(
+    payload: bytes, concurrency: int, seconds: float, *, mode: str = "address"
+) -> Result:
+    """`mode`: "address" (selector bypassed), "selector" (registry cache + selector),
+    "wrappers" (selector plus circuit breaker, metrics and tracing on the client)."""
+    name = f"bench-{len(payload)}-{concurrency}-{mode}"
+    wrappers = _wrappers() if mode == "wrappers" else []
     async with (
         _echo_service(name).run() as running,
-        trimicro.open_client(registry=f"memory://{name}", transport="tcp://") as client,
+        trimicro.open_client(
+            registry=f"memory://{name}", transport="tcp://", wrappers=wrappers
+        ) as client,
     ):
-        address = f"tcp://{running.address}"
+        address = f"tcp://{running.address}" if mode == "address" else None
 
         async def call() -> None:
             await client.call("bench", "Bench.Echo", payload, address=address)
@@ -160,7 +173,12 @@ async def main(seconds: float) -> None:
             print(f"{payload_name}, {concurrency} in flight:")
             print(_row("raw trio", floor))
             print(_row("trimicro", ours))
-            print(f"  ratio     {ratio:.2f}x of the floor's calls/s\n")
+            print(f"  ratio     {ratio:.2f}x of the floor's calls/s")
+            if payload_name == "small":
+                for mode in ("selector", "wrappers"):
+                    full = await trimicro_case(payload, concurrency, seconds, mode=mode)
+                    print(_row(mode, full) + f"   {full.rate / ours.rate:.2f}x of direct")
+            print()
     print(f"geometric mean ratio: {statistics.geometric_mean(ratios):.2f}x (target >= 0.5x)")
 
 
