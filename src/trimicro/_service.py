@@ -225,7 +225,7 @@ class Service:
             self._server = server
             serve_scope = trio.CancelScope()
             bound = await nursery.start(_serve_in, serve_scope, transport, server, address)
-            node = Node(self._node_id(), bound, self._node_metadata(transport.scheme))
+            node = Node(self._node_id(), bound, self._node_metadata(transport))
             record = self._record(node)
             subscribers = Subscribers(self.subscribers, broker, client, self.wrappers)
             self._subscribers = subscribers
@@ -265,8 +265,10 @@ class Service:
         self.last_drain = await self._server.in_flight.drain(budget)
         serve_scope.cancel()
 
-    def _node_metadata(self, scheme: str) -> dict[str, str]:
-        return {"transport": scheme, "protocol": str(PROTOCOL_VERSION)}
+    def _node_metadata(self, transport: Any) -> dict[str, str]:
+        # A transport may add its own facts, e.g. QUIC's certificate fingerprint (the pin).
+        extra: dict[str, str] = getattr(transport, "node_metadata", dict)()
+        return {**extra, "transport": transport.scheme, "protocol": str(PROTOCOL_VERSION)}
 
     def statistics(self) -> dict[str, Any]:
         """`Debug.Stats`: counters of the running service."""

@@ -17,7 +17,7 @@ import trio
 from ..broker import Broker
 from ..codec import CBOR, Codec
 from ..nursery import Backoff, remaining, remaining_budget_ns, run_periodic
-from ..registry import ServiceCache, ServiceRecord
+from ..registry import Node, ServiceCache, ServiceRecord
 from ..session import ConnectError, ConnectionClosed, SessionError, Transport
 from . import errors
 from ._context import _current_call
@@ -161,7 +161,7 @@ class Client:
         nodes = self.selector.order(candidates, selection, trio.current_time())
         if not nodes:
             raise errors.unavailable(f"service {service}: no nodes found", id=CLIENT_ID)
-        targets = [_Target(n.metadata.get("transport"), n.address, n.id) for n in nodes]
+        targets = [_Target(n.metadata.get("transport"), _pinned(n), n.id) for n in nodes]
         return _Plan(targets, [c.node.id for c in candidates], _idempotent(records, endpoint))
 
     async def _peer(self, scheme: str | None, address: str) -> Peer:
@@ -388,6 +388,12 @@ class Client:
             with trio.CancelScope(shield=True):
                 await peer.conn.aclose()
         self._peers.clear()
+
+
+def _pinned(node: Node) -> str:
+    """The node's address, carrying its certificate pin when the registry published one."""
+    pin = node.metadata.get("cert_sha256")
+    return f"{node.address}?cert_sha256={pin}" if pin else node.address
 
 
 def _idempotent(records: list[ServiceRecord], endpoint: str) -> bool:
