@@ -34,6 +34,22 @@ def typing(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Every fuzz target for `--inputs N` inputs each (default 100,000; >= 1M per release)."""
+    inputs = "100000"
+    args = list(session.posargs)
+    if "--inputs" in args:
+        at = args.index("--inputs")
+        inputs = args[at + 1]
+        del args[at : at + 2]
+    session.install("-e", ".[test]")
+    env = {"TRIMICRO_HYPOTHESIS_PROFILE": "fuzz", "TRIMICRO_FUZZ_INPUTS": inputs}
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/fuzz", *args, env=env
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks beside the raw trio floor, printed as ratios."""
     session.install("-e", ".")
