@@ -6,6 +6,7 @@ Expiry is exact on trio's clock: a node registered with `ttl` is gone from looku
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -75,6 +76,9 @@ class _Store:
         self.versions: dict[tuple[str, str], _Version] = {}
         self.watchers: set[_MemoryWatcher] = set()
         self.changed = trio.Event()  # wakes expiry tasks when a registration changes
+        # (expires_at, name, version, node id); entries go stale when a node is refreshed or
+        # removed, and are skipped when they surface: no scan of every service per change.
+        self.deadlines: list[tuple[float, str, str, str]] = []
 
     def notify(self, action: WatchAction, record: ServiceRecord) -> None:
         event = WatchEvent(action, record)
@@ -85,19 +89,30 @@ class _Store:
         self.changed.set()
         self.changed = trio.Event()
 
+    def schedule(self, expires: float, key: tuple[str, str], node_id: str) -> None:
+        if expires != math.inf:
+            heapq.heappush(self.deadlines, (expires, key[0], key[1], node_id))
+
+    def _current(self, entry: tuple[float, str, str, str]) -> bool:
+        expires, name, version_name, node_id = entry
+        version = self.versions.get((name, version_name))
+        return version is not None and version.nodes.get(node_id, (None, None))[1] == expires
+
     def next_expiry(self) -> float:
-        return min(
-            (exp for v in self.versions.values() for _, exp in v.nodes.values()),
-            default=math.inf,
-        )
+        while self.deadlines and not self._current(self.deadlines[0]):
+            heapq.heappop(self.deadlines)
+        return self.deadlines[0][0] if self.deadlines else math.inf
 
     def expire(self, now: float) -> None:
-        for key, version in list(self.versions.items()):
-            dead = [nid for nid, (_, exp) in version.nodes.items() if exp <= now]
-            if not dead:
-                continue
+        dead: dict[tuple[str, str], list[str]] = {}
+        while self.deadlines and self.deadlines[0][0] <= now:
+            entry = heapq.heappop(self.deadlines)
+            if self._current(entry):
+                dead.setdefault((entry[1], entry[2]), []).append(entry[3])
+        for key, node_ids in dead.items():
+            version = self.versions[key]
             before = version.snapshot(-math.inf)
-            for nid in dead:
+            for nid in node_ids:
                 del version.nodes[nid]
             if version.nodes:
                 self.notify("update", version.snapshot(now))
@@ -128,6 +143,7 @@ class MemoryRegistry:
             version.record = attrs.evolve(record, nodes=())
         for node in record.nodes:
             version.nodes[node.id] = (node, expires)
+            self._store.schedule(expires, key, node.id)
         self._store.notify("create" if created else "update", version.snapshot(now))
         self._store.poke()
 

@@ -75,6 +75,9 @@ class RpcServer:
         self.in_flight = InFlight()
         self._requests = 0
         self._errors = 0
+        # Counted when a call is admitted (before its task first runs), so a burst read in
+        # one go cannot slip past the limit.
+        self._admitted = 0
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(self._requests, self._errors, self.in_flight.statistics().in_flight)
@@ -127,7 +130,7 @@ class RpcServer:
             return errors.method_not_allowed(f"{request.endpoint} is {kind} endpoint", id=self.name)
         if not self.in_flight.accepting:
             return errors.unavailable(f"{self.name} is shutting down", id=self.name)
-        if self.in_flight.count >= self.max_concurrency:
+        if self._admitted >= self.max_concurrency:
             return errors.unavailable(f"{self.name} is at capacity", id=self.name)
         return None
 
@@ -157,6 +160,7 @@ class RpcServer:
             scope=trio.CancelScope(deadline=deadline),
         )
         calls[request.call] = call
+        self._admitted += 1
         nursery.start_soon(self._run_call, conn, calls, call)
 
     async def _run_call(
@@ -171,6 +175,20 @@ class RpcServer:
             peer=conn.peer,
             deadline=call.scope.deadline,
         )
+        try:
+            await self._run_admitted(conn, calls, call, codec, context)
+        finally:
+            self._admitted -= 1
+
+    async def _run_admitted(
+        self,
+        conn: Connection,
+        calls: dict[int, _ServerCall],
+        call: _ServerCall,
+        codec: Codec,
+        context: Call,
+    ) -> None:
+        request = call.request
         try:
             # The reply is part of the tracked work: a drain waits until it has been sent.
             with self.in_flight.track(call.scope):
