@@ -263,6 +263,7 @@ class Service:
             await registry.deregister(record)
         budget = max(0.0, self.drain_timeout - (trio.current_time() - started))
         self.last_drain = await self._server.in_flight.drain(budget)
+        await self._server.go_away()
         serve_scope.cancel()
 
     def _node_metadata(self, transport: Any) -> dict[str, str]:

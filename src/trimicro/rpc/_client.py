@@ -200,6 +200,9 @@ class Client:
         try:
             reply = await state.receive()
         except ConnectionClosed:
+            if state.never_ran:  # the server's go-away said it never took this call
+                error = errors.unavailable(f"service {service}: node shut down", id=CLIENT_ID)
+                raise _AttemptFailed(error, "connect", ran=False) from None
             error = errors.internal_server_error(
                 f"service {service}: connection lost during the call", id=CLIENT_ID
             )

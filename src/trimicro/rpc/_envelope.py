@@ -23,6 +23,7 @@ __all__ = [
     "End",
     "Envelope",
     "ErrorFrame",
+    "GoAway",
     "Message",
     "Request",
     "Response",
@@ -101,7 +102,15 @@ class ErrorFrame:
     started: bool = True
 
 
-Envelope = Request | Response | Message | End | Cancel | Credit | ErrorFrame
+@attrs.frozen
+class GoAway:
+    """The server is shutting down this connection: it answers calls up to id `call` (the
+    highest it received); any later call id never ran and may be retried anywhere."""
+
+    call: int
+
+
+Envelope = Request | Response | Message | End | Cancel | Credit | ErrorFrame | GoAway
 
 _TAGS: dict[type[Any], str] = {
     Request: "req",
@@ -111,6 +120,7 @@ _TAGS: dict[type[Any], str] = {
     Cancel: "cancel",
     Credit: "credit",
     ErrorFrame: "err",
+    GoAway: "goaway",
 }
 _TYPES = {tag: cls for cls, tag in _TAGS.items()}
 

@@ -8,7 +8,7 @@ import logging
 import trio
 
 from ..session import Connection, ProtocolError, SessionError
-from ._envelope import Envelope, decode, encode
+from ._envelope import Envelope, GoAway, decode, encode
 from ._stream import CallState
 
 __all__ = ["Peer"]
@@ -25,6 +25,8 @@ class Peer:
         self.calls: dict[int, CallState] = {}
         self._ids = itertools.count(1)
         self.closed = False
+        #: Set by the server's go-away: the highest call id it will still answer.
+        self.last_answered: int | None = None
         self.last_used = trio.current_time()
 
     def open_call(self) -> CallState:
@@ -45,6 +47,10 @@ class Peer:
         try:
             while True:
                 envelope = decode(await self.conn.receive())
+                if isinstance(envelope, GoAway):
+                    self.closed = True  # no new calls here: the pool dials afresh
+                    self.last_answered = envelope.call
+                    continue
                 state = self.calls.get(envelope.call)
                 if state is not None:
                     state.deliver(envelope)
@@ -54,7 +60,8 @@ class Peer:
             pass
         finally:
             self.closed = True
+            last = self.last_answered
             for state in list(self.calls.values()):
-                state.connection_lost()
+                state.connection_lost(never_ran=last is not None and state.call_id > last)
             with trio.CancelScope(shield=True):
                 await self.conn.aclose()

@@ -20,7 +20,17 @@ from ..nursery import DrainingError, InFlight, deadline_from_budget_ns
 from ..session import Connection, ProtocolError, SessionError
 from . import errors
 from ._context import Call, Metadata, serving
-from ._envelope import Cancel, End, Envelope, ErrorFrame, Request, Response, decode, encode
+from ._envelope import (
+    Cancel,
+    End,
+    Envelope,
+    ErrorFrame,
+    GoAway,
+    Request,
+    Response,
+    decode,
+    encode,
+)
 from ._handler import Handler
 from ._stream import CallState, Stream
 from ._wrappers import Proceed, WrappedCall, Wrapper, compose
@@ -78,6 +88,8 @@ class RpcServer:
         # Counted when a call is admitted (before its task first runs), so a burst read in
         # one go cannot slip past the limit.
         self._admitted = 0
+        # Live connections and the highest call id each has received (for go-away).
+        self._connections: dict[Connection, int] = {}
 
     def statistics(self) -> ServerStatistics:
         return ServerStatistics(self._requests, self._errors, self.in_flight.statistics().in_flight)
@@ -85,6 +97,7 @@ class RpcServer:
     async def serve_connection(self, conn: Connection) -> None:
         """Serve every call on `conn` until it closes; then cancel what still runs."""
         calls: dict[int, _ServerCall] = {}
+        self._connections[conn] = 0
         async with trio.open_nursery() as nursery:
             try:
                 await self._read_loop(conn, nursery, calls)
@@ -94,6 +107,7 @@ class RpcServer:
                 for call in calls.values():
                     call.state.connection_lost()
                 nursery.cancel_scope.cancel()
+                self._connections.pop(conn, None)
         await conn.aclose()
 
     async def _read_loop(
@@ -107,6 +121,7 @@ class RpcServer:
                     raise
                 return
             if isinstance(envelope, Request):
+                self._connections[conn] = max(self._connections.get(conn, 0), envelope.call)
                 await self._start_call(conn, nursery, calls, envelope)
                 continue
             call = calls.get(envelope.call)
@@ -117,6 +132,12 @@ class RpcServer:
                 call.scope.cancel()
             else:
                 call.state.deliver(envelope)
+
+    async def go_away(self) -> None:
+        """Tell every client which calls this server answered, before connections close: a
+        call sent later never ran, and the client may retry it elsewhere."""
+        for conn, last in list(self._connections.items()):
+            await _send_quietly(conn, GoAway(last))
 
     def _refusal(self, request: Request, calls: Mapping[int, _ServerCall]) -> errors.Error | None:
         """Why this request cannot start (nothing runs), or None."""

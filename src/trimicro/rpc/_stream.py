@@ -35,7 +35,16 @@ class CallState:
     is on the hot path.
     """
 
-    __slots__ = ("_closed", "_credit", "_credit_lot", "_frames", "_lot", "call_id", "lost")
+    __slots__ = (
+        "_closed",
+        "_credit",
+        "_credit_lot",
+        "_frames",
+        "_lot",
+        "call_id",
+        "lost",
+        "never_ran",
+    )
 
     #: Room for a full window of messages plus the closing frame(s).
     CAPACITY = WINDOW + 4
@@ -48,6 +57,8 @@ class CallState:
         self._credit_lot = trio.lowlevel.ParkingLot()
         self._closed = False
         self.lost = False
+        #: The server's go-away said it never took this call: safe to retry anywhere.
+        self.never_ran = False
 
     def deliver(self, envelope: Envelope) -> None:
         """Called by the reader for each frame of this call; never blocks."""
@@ -61,9 +72,10 @@ class CallState:
         self._frames.append(envelope)
         self._lot.unpark()
 
-    def connection_lost(self) -> None:
+    def connection_lost(self, never_ran: bool = False) -> None:
         """The connection died: receivers see `ConnectionClosed`, senders stop waiting."""
         self.lost = True
+        self.never_ran = never_ran
         self._lot.unpark_all()
         self._credit_lot.unpark_all()
 
