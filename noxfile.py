@@ -50,6 +50,29 @@ def fuzz(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """Soak and endurance: large calls, concurrency, and --minutes at half rate (default 10)."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench.soak", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """The fault suite: kills, drains under load, partitions (also part of `tests`)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/faults",
+        "tests/e2e",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Benchmarks beside the raw trio floor, printed as ratios."""
     session.install("-e", ".")
