@@ -15,6 +15,8 @@ pytestmark = pytest.mark.e2e
         (["call", "greeter", "Say.Hello", "{not json"], {}, 2, "request is not valid JSON"),
         (["call", "greeter", "Say.Hello", "{}", "-m", "novalue"], {}, 2, "expected KEY=VALUE"),
         (["services"], {"TRIMICRO_REGISTRY": "bogus://x"}, 2, "TRIMICRO_REGISTRY"),
+        (["services"], {"TRIMICRO_TRANSPORT": "carrier-pigeon"}, 2, "TRIMICRO_TRANSPORT"),
+        (["demo"], {"TRIMICRO_BROKER": "bogus://"}, 2, "TRIMICRO_BROKER"),
         (["run", "no_such_module:service"], {}, 2, "cannot import 'no_such_module'"),
         (["run", "examples.greeter:nothing"], {}, 2, "expected a trimicro.Service"),
         (["run", "examples.greeter"], {}, 2, "expected MODULE:ATTR"),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
 from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
 from ._demo import demo
 from ._options import global_options
+from ._output import EXIT_INPUT, Fail
 from ._run_cmd import run
 
 __all__ = ["cli", "main"]
@@ -17,6 +19,13 @@ __all__ = ["cli", "main"]
 @global_options
 def cli() -> None:
     """trimicro: microservices on trio's structured concurrency."""
+    # Bad TRIMICRO_* values fail here, naming the variable, whatever the command.
+    try:
+        resolve_registry()
+        resolve_transport()
+        resolve_broker()
+    except ConfigError as exc:
+        raise Fail(str(exc), EXIT_INPUT) from None
 
 
 register_commands(cli)
