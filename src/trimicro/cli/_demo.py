@@ -54,6 +54,8 @@ class _Observed:
 
     cancelled: trio.Event = attrs.field(factory=trio.Event)
     budget_seen: float = 0.0
+    audited: dict[str, int] = attrs.field(factory=dict)
+    logged: int = 0
 
 
 def _build_services(observed: _Observed, registry: str) -> list[Service]:
@@ -82,7 +84,38 @@ def _build_services(observed: _Observed, registry: str) -> list[Service]:
             raise
         return {"status": "done"}
 
-    return [greeter, counter, worker]
+    return [greeter, counter, worker, *_audit_services(observed, registry)]
+
+
+def _audit_services(observed: _Observed, registry: str) -> list[Service]:
+    """Two audit nodes sharing `events` in queue group `audit`, and a logger seeing all."""
+
+    def auditor(node: str) -> Service:
+        service = Service("audit", registry=registry, transport="tcp://")
+
+        @service.subscribe("events", queue="audit")
+        async def record(event: dict[str, int]) -> None:
+            observed.audited[node] = observed.audited.get(node, 0) + 1
+
+        return service
+
+    logger = Service("logger", registry=registry, transport="tcp://")
+
+    @logger.subscribe("events")
+    async def log_all(event: dict[str, int]) -> None:
+        observed.logged += 1
+
+    return [auditor("audit-1"), auditor("audit-2"), logger]
+
+
+def _replica(registry: str) -> Service:
+    replica = Service("greeter", version="1.0.0", registry=registry, transport="tcp://")
+
+    @replica.endpoint("Say.Hello", idempotent=True)
+    async def hello(req: Hello) -> Greeting:
+        return Greeting(f"Hello {req.name} (from the replica)")
+
+    return replica
 
 
 @asynccontextmanager
@@ -123,6 +156,37 @@ async def _tour(client: Client, observed: _Observed) -> None:
         f"{observed.budget_seen:.3f} s and was cancelled after {waited:.3f} s"
     )
 
+    _step("publish 20 events: queue group 'audit' shares them, the logger sees all")
+    for seq in range(20):
+        await client.publish("events", {"seq": seq})
+    await trio.sleep(0.2)
+    click.echo(
+        f"   audit nodes: {dict(sorted(observed.audited.items()))}; logger: {observed.logged}"
+    )
+
+
+async def _node_stops_mid_traffic(client: Client, registry: str) -> None:
+    _step("a second greeter node joins, then shuts down in the middle of 200 calls")
+    stop, stopped = trio.Event(), trio.Event()
+
+    async def run_replica(task_status: trio.TaskStatus[None]) -> None:
+        async with _replica(registry).run():
+            task_status.started()
+            await stop.wait()
+        stopped.set()
+
+    failures = 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_replica)
+        for i in range(200):
+            if i == 100:
+                stop.set()
+            try:
+                await client.call("greeter", "Say.Hello", Hello(str(i)))
+            except errors.Error:
+                failures += 1
+    click.echo(f"   replica stopped cleanly: {stopped.is_set()}; failed calls: {failures} of 200")
+
 
 async def _demo(serve: bool) -> None:
     observed = _Observed()
@@ -141,6 +205,7 @@ async def _demo(serve: bool) -> None:
             records = await discovery.get_service(r.service.name)
             click.echo(f"   {r.service.name}: {[n.address for rec in records for n in rec.nodes]}")
         await _tour(client, observed)
+        await _node_stops_mid_traffic(client, registry)
         if serve:
             click.echo("\nserving; press Ctrl-C to stop")
             await trio.sleep_forever()
