@@ -17,4 +17,6 @@ def test_demo_tour(site_env: dict[str, str]) -> None:
     assert "'code': 400" in out
     assert "replies: [0, 1, 2, 3, 4]" in out
     assert "caller gave up: True" in out and "was cancelled after" in out
+    assert "logger: 20" in out
+    assert "failed calls: 0 of 200" in out
     assert "every service deregistered and drained" in out
