@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typing"]
@@ -10,9 +12,16 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 
 
+def _install_servers(session: nox.Session) -> None:
+    """Real servers the plugin tests use (nats-server, etcd), from Debian, when missing."""
+    if Path("scripts/install-servers.sh").exists():
+        session.run("bash", "scripts/install-servers.sh", external=True)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole suite (pytest exits non-zero when no test ran)."""
+    _install_servers(session)
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs)
 
