@@ -12,10 +12,14 @@ broker layer costs on top of the RPC path.
 from __future__ import annotations
 
 import argparse
+import shutil
+import socket
+import subprocess
 
 import trio
 
 import trimicro
+from trimicro.broker._nats import open_nats
 
 
 async def _run(broker: str, registry: str, transport: str, messages: int) -> tuple[float, float]:
@@ -71,6 +75,39 @@ async def main(messages: int) -> None:
     print(f"  direct   published {direct[0]:>9,.0f}/s   delivered {direct[1]:>9,.0f}/s")
     print(f"  floor    {floor:>9,.0f} unary calls/s over the same transport (tcp)")
     print(f"  ratio    direct delivered / unary calls = {direct[1] / floor:.2f}x")
+    if shutil.which("nats-server"):
+        await _nats_rows(messages)
+
+
+async def _nats_rows(messages: int) -> None:
+    port = _free_port()
+    server = await trio.lowlevel.open_process(
+        ["nats-server", "-a", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        await trio.sleep(0.3)
+        url = f"nats://127.0.0.1:{port}"
+        nats = await _run(url, "memory://bench-n", "tcp://", messages)
+        async with open_nats(url) as client:
+            started = trio.current_time()
+            for seq in range(messages):
+                await client.publish("bench.raw", b'{"seq": %d}' % seq)
+            await client.flush()
+            raw = messages / (trio.current_time() - started)
+        print(f"  nats     published {nats[0]:>9,.0f}/s   delivered {nats[1]:>9,.0f}/s")
+        print(f"  floor    {raw:>9,.0f} raw NATS publishes/s (the same client, no trimicro layers)")
+        print(f"  ratio    nats published / raw = {nats[0] / raw:.2f}x")
+    finally:
+        server.kill()
+        await server.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":
