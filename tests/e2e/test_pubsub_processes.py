@@ -7,11 +7,13 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 import trio
 
 import trimicro
+from tests.broker.nats_server import nats_server
 
 from .conftest import ROOT
 
@@ -41,21 +43,33 @@ def _received(proc: subprocess.Popen[str]) -> list[int]:
     return [json.loads(line)["seq"] for line in out.splitlines()]
 
 
-async def test_direct_broker_queue_group_across_processes(site_env: dict[str, str]) -> None:
-    env = {**site_env, "TRIMICRO_BROKER": "direct://"}
+@pytest.fixture(params=["direct", "nats"])
+def broker_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "direct":
+        yield "direct://"
+        return
+    with nats_server() as port:
+        yield f"nats://127.0.0.1:{port}"
+
+
+async def test_queue_group_across_processes(site_env: dict[str, str], broker_url: str) -> None:
+    env = {**site_env, "TRIMICRO_BROKER": broker_url}
     audit = [_subscriber(env, "--queue", "audit") for _ in range(2)]
     lone = _subscriber(env, "--count", str(COUNT))
     try:
         async with trimicro.open_client(
-            registry=env["TRIMICRO_REGISTRY"], transport="tcp://", broker="direct://"
+            registry=env["TRIMICRO_REGISTRY"], transport="tcp://", broker=broker_url
         ) as client:
             with trio.fail_after(60):
                 for seq in range(COUNT):
                     await client.publish("events", {"seq": seq})
+        # The lone subscriber exits after its 1,000th message; by then the broker has sent
+        # every message, and a moment later the audit members have them too.
+        everything = _received(lone)
+        await trio.sleep(0.5)
         for proc in audit:
             proc.send_signal(signal.SIGTERM)
         shares = [_received(proc) for proc in audit]
-        everything = _received(lone)
     finally:
         for proc in [*audit, lone]:
             if proc.poll() is None:
