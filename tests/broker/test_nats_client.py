@@ -96,3 +96,38 @@ async def _until(condition: object, timeout: float = 10) -> None:
     with trio.fail_after(timeout):
         while not condition():  # type: ignore[operator]
             await trio.sleep(0.02)
+
+
+async def test_reconnect_backoff_at_exact_virtual_times(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from trimicro.broker._nats import NatsClient
+    from trimicro.nursery import Backoff
+
+    attempts: list[float] = []
+    server_ends: list[trio.abc.Stream] = []
+
+    async def open_stream(host: str, port: int) -> trio.abc.Stream:
+        attempts.append(trio.current_time())
+        if len(attempts) in (2, 3):  # the server is away for two attempts
+            raise OSError("connection refused")
+        client_end, server_end = trio.testing.memory_stream_pair()
+        await server_end.send_all(b'INFO {"max_payload": 1024}\r\n')
+        server_ends.append(server_end)
+        return client_end
+
+    client = NatsClient(
+        [("127.0.0.1", 4222)],
+        rng=__import__("random").Random(0),
+        open_stream=open_stream,
+        backoff=Backoff(1.0, 30.0, jitter=False),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        await trio.sleep(5)
+        await server_ends[0].aclose()  # the connection drops at t=5
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    # Dropped at 5: retry after 1 s (fails), 2 s (fails), 4 s (succeeds).
+    assert attempts == [0.0, 6.0, 8.0, 12.0]
+    assert client.reconnects == 3
