@@ -100,7 +100,7 @@ async def test_paused_etcd_keeps_registrations_and_killed_etcd_leaves_the_cache(
     etcd: EtcdProcess,
 ) -> None:
     assert etcd.proc is not None
-    async with open_registry(etcd.url) as registry:
+    async with open_registry(etcd.url) as registry, registry.watch("late") as watcher:
         await registry.register(record("svc", "a"), ttl=5)
         cache = ServiceCache(registry, ttl=0)  # always asks, falls back when it cannot
         assert len(await cache.get_service("svc")) == 1
@@ -109,6 +109,10 @@ async def test_paused_etcd_keeps_registrations_and_killed_etcd_leaves_the_cache(
         etcd.proc.send_signal(signal.SIGCONT)
         await registry.register(record("svc", "a"), ttl=5)  # the refresh after the pause
         assert [n.id for r in await registry.get_service("svc") for n in r.nodes] == ["a"]
+        await registry.register(record("late", "l-1"), ttl=5)
+        with trio.fail_after(5):  # the watch resumed
+            event = await watcher.__anext__()
+        assert (event.action, event.service.name) == ("create", "late")
         etcd.stop()
         with pytest.raises(RegistryError, match="etcd unreachable"):
             await registry.get_service("svc")
