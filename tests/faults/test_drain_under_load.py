@@ -31,9 +31,10 @@ async def test_drain_under_load_loses_no_in_flight_call() -> None:
         return "done"
 
     tally = Tally()
-    async with open_registry(url) as registry, trimicro.open_client(
-        registry=url, transport="tcp://"
-    ) as client:
+    async with (
+        open_registry(url) as registry,
+        trimicro.open_client(registry=url, transport="tcp://") as client,
+    ):
         client.policy = RetryPolicy(retries=0)
 
         async def caller(address: str, stop: trio.Event) -> None:
