@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
+from ._api_cmd import api
 from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
 from ._demo import demo
@@ -33,6 +34,7 @@ cli.add_command(run)
 cli.add_command(demo)
 cli.add_command(publish)
 cli.add_command(subscribe)
+cli.add_command(api)
 
 
 def main() -> None:

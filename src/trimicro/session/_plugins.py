@@ -9,7 +9,13 @@ from ._base import Transport
 from ._memory import MemoryTransport
 from ._tcp import TcpTransport
 
-__all__ = ["DEFAULT_TRANSPORT", "load_transport", "memory_transport", "tcp_transport"]
+__all__ = [
+    "DEFAULT_TRANSPORT",
+    "load_transport",
+    "memory_transport",
+    "quic_transport",
+    "tcp_transport",
+]
 
 DEFAULT_TRANSPORT = "tcp://"
 
@@ -24,6 +30,13 @@ def load_transport(url: str = DEFAULT_TRANSPORT) -> Transport:
 def tcp_transport(url: str) -> Transport:
     """`tcp://`: framed messages over TCP."""
     return TcpTransport()
+
+
+def quic_transport(url: str) -> Transport:
+    """`quic://[?max_datagram_size=N]`: framed messages over QUIC (aioquic)."""
+    from ._quic_transport import QuicOptions, QuicTransport
+
+    return QuicTransport(QuicOptions.from_url(url))
 
 
 def memory_transport(url: str) -> Transport:
