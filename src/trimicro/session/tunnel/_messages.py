@@ -1,0 +1,202 @@
+"""Tunnel messages on the wire (sans-io): one CBOR map each, with a version field.
+
+    {"v": 1, "t": "connect", "id": text, "nonce": bytes, "auth": bool}
+    {"v": 1, "t": "auth", "proof": bytes(32)}
+    {"v": 1, "t": "close", "reason": text, "channel": text, "sid": int | null, "mine": bool}
+    {"v": 1, "t": "keepalive", "seq": int, "echo": bool}
+    {"v": 1, "t": "discover", "channel": text, "sid": int | null}
+    {"v": 1, "t": "announce", "channels": [text], "sid": int | null}
+    {"v": 1, "t": "open", "channel": text, "sid": int}
+    {"v": 1, "t": "accept", "sid": int}
+    {"v": 1, "t": "session", "channel": text, "sid": int, "mine": bool, "mode": 0|1|2,
+     "data": bytes}
+
+Session ids are numbers chosen by the side that dialled the session; `mine` says whether
+the sender is that side, so each end keys sessions without any chance of collision. A close
+with neither channel nor sid closes the link; with a channel only, it withdraws an announce.
+Decoding is strict (codec structuring: types checked, field path named) and bounded: text,
+nonces and announce lists have caps; anything else is a `MalformedMessage`, which closes only
+the link it came on.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from ...codec import CodecError, structure, unstructure
+
+__all__ = [
+    "MAX_ANNOUNCE",
+    "MAX_CHANNEL",
+    "WIRE_VERSION",
+    "Accept",
+    "Announce",
+    "Auth",
+    "Close",
+    "Connect",
+    "Data",
+    "Discover",
+    "Keepalive",
+    "MalformedMessage",
+    "Message",
+    "Mode",
+    "Open",
+    "decode",
+    "encode",
+]
+
+WIRE_VERSION = 1
+#: Longest channel name.
+MAX_CHANNEL = 256
+#: Most channels in one announce (longer lists are sent in several).
+MAX_ANNOUNCE = 256
+MAX_ID = 128
+MAX_REASON = 512
+NONCE_SIZE = 16
+PROOF_SIZE = 32
+MAX_SID = 2**63 - 1
+
+
+class MalformedMessage(ValueError):
+    """A message that does not follow the wire format; the text names what was wrong."""
+
+
+class Mode(enum.IntEnum):
+    UNICAST = 0  # one link: the best by RTT and queue delay, pinned once chosen
+    MULTICAST = 1  # every link that announced the channel
+    BROADCAST = 2  # every link
+
+
+def _text(limit: int) -> Any:
+    return attrs.validators.max_len(limit)
+
+
+def _sid(_: Any, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and not 0 <= value <= MAX_SID:
+        raise ValueError(f"{attribute.name}: out of range")
+
+
+def _each_channel(_: Any, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    if len(value) > MAX_ANNOUNCE:
+        raise ValueError(f"{attribute.name}: more than {MAX_ANNOUNCE} channels")
+    if any(not c or len(c) > MAX_CHANNEL for c in value):
+        raise ValueError(f"{attribute.name}: a channel is empty or over {MAX_CHANNEL} chars")
+
+
+def _truncate(reason: str) -> str:
+    return reason[:MAX_REASON]
+
+
+@attrs.frozen
+class Connect:
+    id: str = attrs.field(validator=_text(MAX_ID))
+    nonce: bytes = attrs.field(validator=attrs.validators.min_len(NONCE_SIZE))
+    auth: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if len(self.nonce) > 4 * NONCE_SIZE:
+            raise ValueError("nonce: too long")
+
+
+@attrs.frozen
+class Auth:
+    proof: bytes = attrs.field(
+        validator=[attrs.validators.min_len(PROOF_SIZE), attrs.validators.max_len(PROOF_SIZE)]
+    )
+
+
+@attrs.frozen
+class Close:
+    reason: str = attrs.field(default="", converter=_truncate)
+    channel: str = attrs.field(default="", validator=_text(MAX_CHANNEL))
+    sid: int | None = attrs.field(default=None, validator=_sid)
+    mine: bool = False
+
+
+@attrs.frozen
+class Keepalive:
+    seq: int = attrs.field(validator=_sid)
+    echo: bool = False
+
+
+@attrs.frozen
+class Discover:
+    channel: str = attrs.field(default="", validator=_text(MAX_CHANNEL))
+    sid: int | None = attrs.field(default=None, validator=_sid)
+
+
+@attrs.frozen
+class Announce:
+    channels: tuple[str, ...] = attrs.field(validator=_each_channel)
+    sid: int | None = attrs.field(default=None, validator=_sid)
+
+
+@attrs.frozen
+class Open:
+    channel: str = attrs.field(validator=[attrs.validators.min_len(1), _text(MAX_CHANNEL)])
+    sid: int = attrs.field(validator=_sid)
+
+
+@attrs.frozen
+class Accept:
+    sid: int = attrs.field(validator=_sid)
+
+
+@attrs.frozen
+class Data:
+    channel: str = attrs.field(validator=_text(MAX_CHANNEL))
+    sid: int = attrs.field(validator=_sid)
+    mine: bool
+    mode: Mode = attrs.field(converter=Mode)
+    data: bytes = b""
+
+
+Message = Connect | Auth | Close | Keepalive | Discover | Announce | Open | Accept | Data
+
+_TYPES: dict[str, type[Any]] = {
+    "connect": Connect,
+    "auth": Auth,
+    "close": Close,
+    "keepalive": Keepalive,
+    "discover": Discover,
+    "announce": Announce,
+    "open": Open,
+    "accept": Accept,
+    "session": Data,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+
+
+def encode(message: Message) -> dict[str, Any]:
+    """The message as the plain map a `Connection` sends."""
+    if type(message) is Data:  # the hot path: skip cattrs
+        return {"v": WIRE_VERSION, "t": "session", "channel": message.channel,
+                "sid": message.sid, "mine": message.mine, "mode": int(message.mode),
+                "data": message.data}  # fmt: skip
+    body: dict[str, Any] = unstructure(message)
+    if isinstance(message, Announce):
+        body["channels"] = list(message.channels)
+    return {"v": WIRE_VERSION, "t": _NAMES[type(message)], **body}
+
+
+def decode(raw: Any) -> Message:
+    """A received map → a message; raises `MalformedMessage` naming the problem."""
+    if not isinstance(raw, dict):
+        raise MalformedMessage("message: expected a map")
+    if raw.get("v") != WIRE_VERSION:
+        raise MalformedMessage(f"v: unsupported version {raw.get('v')!r}")
+    kind = _TYPES.get(raw.get("t"))  # type: ignore[arg-type]
+    if kind is None:
+        raise MalformedMessage(f"t: unknown message type {raw.get('t')!r}")
+    body = {k: v for k, v in raw.items() if k not in ("v", "t")}
+    channels = body.get("channels") if kind is Announce else None
+    if isinstance(channels, list) and len(channels) > MAX_ANNOUNCE:  # before structuring
+        raise MalformedMessage(f"channels: more than {MAX_ANNOUNCE} channels")
+    try:
+        message: Message = structure(body, kind)
+    except (CodecError, ValueError, TypeError) as exc:
+        raise MalformedMessage(f"{raw.get('t')}: {exc}") from None
+    return message
