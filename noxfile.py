@@ -86,4 +86,5 @@ def bench(session: nox.Session) -> None:
     """Benchmarks beside the raw trio floor, printed as ratios."""
     session.install("-e", ".")
     session.run("python", "-m", "bench", *session.posargs)
+    session.run("python", "-m", "bench.quic", *session.posargs)
     session.run("python", "-m", "bench.broker")

@@ -117,8 +117,8 @@ async def floor_case(payload: bytes, concurrency: int, seconds: float) -> Result
 # -- trimicro ------------------------------------------------------------------------------
 
 
-def _echo_service(name: str) -> trimicro.Service:
-    service = trimicro.Service("bench", registry=f"memory://{name}", transport="tcp://")
+def _echo_service(name: str, transport: str = "tcp://") -> trimicro.Service:
+    service = trimicro.Service("bench", registry=f"memory://{name}", transport=transport)
 
     @service.endpoint("Bench.Echo")
     async def echo(req: bytes) -> bytes:
@@ -133,19 +133,24 @@ def _wrappers() -> list[Wrapper]:
 
 
 async def trimicro_case(
-    payload: bytes, concurrency: int, seconds: float, *, mode: str = "address"
+    payload: bytes,
+    concurrency: int,
+    seconds: float,
+    *,
+    mode: str = "address",
+    transport: str = "tcp://",
 ) -> Result:
     """`mode`: "address" (selector bypassed), "selector" (registry cache + selector),
     "wrappers" (selector plus circuit breaker, metrics and tracing on the client)."""
-    name = f"bench-{len(payload)}-{concurrency}-{mode}"
+    name = f"bench-{len(payload)}-{concurrency}-{mode}-{transport[:4]}"
     wrappers = _wrappers() if mode == "wrappers" else []
     async with (
-        _echo_service(name).run() as running,
+        _echo_service(name, transport).run() as running,
         trimicro.open_client(
-            registry=f"memory://{name}", transport="tcp://", wrappers=wrappers
+            registry=f"memory://{name}", transport=transport, wrappers=wrappers
         ) as client,
     ):
-        address = f"tcp://{running.address}" if mode == "address" else None
+        address = f"{transport}{running.address}" if mode == "address" else None
 
         async def call() -> None:
             await client.call("bench", "Bench.Echo", payload, address=address)

@@ -44,7 +44,7 @@ def site_env(tmp_path: Path) -> dict[str, str]:
     """An environment on a registry domain of this test's own, so tests never see each other."""
     env = dict(os.environ)
     env["TRIMICRO_REGISTRY"] = f"mdns://?domain=t{os.getpid()}x{abs(hash(tmp_path)) % 10**6}"
-    env["TRIMICRO_TRANSPORT"] = "tcp://"
+    env.pop("TRIMICRO_TRANSPORT", None)  # the default, quic://
     env["PYTHONPATH"] = str(ROOT)
     env.pop("TRIMICRO_ADDRESS", None)
     return env

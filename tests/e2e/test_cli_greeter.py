@@ -32,7 +32,9 @@ def test_output_json_parses_before_or_after_subcommand(start_service, site_env) 
     record = json.loads(cli("service", "greeter", "--output", "json", env=site_env).stdout)
     endpoints = {e["name"]: e for e in record[0]["endpoints"]}
     assert endpoints["Say.Hello"]["request"]["properties"] == {"name": {"type": "string"}}
-    assert record[0]["nodes"][0]["metadata"]["transport"] == "tcp"
+    metadata = record[0]["nodes"][0]["metadata"]
+    assert metadata["transport"] == "quic"  # the default
+    assert len(metadata["cert_sha256"]) == 64  # the registry pins the node's certificate
 
 
 def test_handler_error_is_exit_1_with_error_json(start_service, site_env) -> None:
@@ -80,3 +82,13 @@ def test_stream_prints_one_reply_per_line(start_service, site_env) -> None:
         {"value": 1},
         {"value": 2},
     ]
+
+
+def test_tcp_is_one_flag_away_and_the_cli_follows_the_registry(start_service, site_env) -> None:
+    # The service serves TCP; the CLI (default quic://) dials whatever the node's metadata says.
+    start_service("examples.greeter:service", "--transport", "tcp://")
+    record = json.loads(cli("service", "greeter", "--output", "json", env=site_env).stdout)
+    assert record[0]["nodes"][0]["metadata"]["transport"] == "tcp"
+    result = cli("call", "greeter", "Say.Hello", '{"name": "Tom"}', env=site_env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"msg": "Hello Tom"}

@@ -22,7 +22,7 @@ async def test_kill_minus_nine_is_invisible_to_callers(start_service, site_env) 
     url = site_env["TRIMICRO_REGISTRY"]
     async with (
         open_registry(url) as registry,
-        trimicro.open_client(registry=url, transport="tcp://", broker="memory://kill") as client,
+        trimicro.open_client(registry=url, transport="quic://", broker="memory://kill") as client,
     ):
         for _ in range(100):  # the registry is polled: mDNS answers are what we test
             if sum(len(r.nodes) for r in await registry.get_service("greeter")) == 3:

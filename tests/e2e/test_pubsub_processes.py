@@ -58,7 +58,7 @@ async def test_queue_group_across_processes(site_env: dict[str, str], broker_url
     lone = _subscriber(env, "--count", str(COUNT))
     try:
         async with trimicro.open_client(
-            registry=env["TRIMICRO_REGISTRY"], transport="tcp://", broker=broker_url
+            registry=env["TRIMICRO_REGISTRY"], transport="quic://", broker=broker_url
         ) as client:
             with trio.fail_after(60):
                 for seq in range(COUNT):

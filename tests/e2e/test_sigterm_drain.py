@@ -20,7 +20,7 @@ async def test_sigterm_drains_in_flight_call_then_exits_zero(start_service, site
     registry_url = site_env["TRIMICRO_REGISTRY"]
     async with (
         open_registry(registry_url) as registry,
-        trimicro.open_client(registry=registry_url, transport="tcp://") as client,
+        trimicro.open_client(registry=registry_url, transport="quic://") as client,
     ):
         assert await registry.get_service("greeter")
         results: list[object] = []
@@ -39,7 +39,7 @@ async def test_sigterm_drains_in_flight_call_then_exits_zero(start_service, site
             # ...while the listener still answers: new calls are refused (nothing runs).
             with pytest.raises(errors.Error) as refused:
                 await client.call(
-                    "greeter", "Say.Hello", {"name": "late"}, address=f"tcp://{service.address}"
+                    "greeter", "Say.Hello", {"name": "late"}, address=f"quic://{service.address}"
                 )
             assert refused.value.code == 503
             assert "shutting down" in refused.value.detail

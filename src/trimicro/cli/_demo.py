@@ -1,6 +1,6 @@
 """`trimicro demo`: a scripted tour of a local trimicro system, end to end.
 
-It starts real services on loopback TCP (sharing an in-process registry), then walks through
+It starts real services on loopback QUIC (sharing an in-process registry), then walks through
 discovery, a call, an error, a stream, and a deadline that cancels a remote handler, printing
 what happens. `--serve` keeps everything running afterwards for you to explore.
 """
@@ -59,9 +59,9 @@ class _Observed:
 
 
 def _build_services(observed: _Observed, registry: str) -> list[Service]:
-    greeter = Service("greeter", version="1.0.0", registry=registry, transport="tcp://")
-    counter = Service("counter", registry=registry, transport="tcp://")
-    worker = Service("worker", registry=registry, transport="tcp://")
+    greeter = Service("greeter", version="1.0.0", registry=registry)
+    counter = Service("counter", registry=registry)
+    worker = Service("worker", registry=registry)
 
     @greeter.endpoint("Say.Hello")
     async def hello(req: Hello) -> Greeting:
@@ -91,7 +91,7 @@ def _audit_services(observed: _Observed, registry: str) -> list[Service]:
     """Two audit nodes sharing `events` in queue group `audit`, and a logger seeing all."""
 
     def auditor(node: str) -> Service:
-        service = Service("audit", registry=registry, transport="tcp://")
+        service = Service("audit", registry=registry)
 
         @service.subscribe("events", queue="audit")
         async def record(event: dict[str, int]) -> None:
@@ -99,7 +99,7 @@ def _audit_services(observed: _Observed, registry: str) -> list[Service]:
 
         return service
 
-    logger = Service("logger", registry=registry, transport="tcp://")
+    logger = Service("logger", registry=registry)
 
     @logger.subscribe("events")
     async def log_all(event: dict[str, int]) -> None:
@@ -109,7 +109,7 @@ def _audit_services(observed: _Observed, registry: str) -> list[Service]:
 
 
 def _replica(registry: str) -> Service:
-    replica = Service("greeter", version="1.0.0", registry=registry, transport="tcp://")
+    replica = Service("greeter", version="1.0.0", registry=registry)
 
     @replica.endpoint("Say.Hello", idempotent=True)
     async def hello(req: Hello) -> Greeting:
@@ -197,7 +197,7 @@ async def _demo(serve: bool) -> None:
         open_client(registry=registry) as client,
         open_registry(registry) as discovery,
     ):
-        _step("services started (real TCP listeners on loopback)")
+        _step("services started (real QUIC listeners on loopback)")
         for r in running:
             click.echo(f"   {r.service.name:<8} {r.address}  node {r.node.id}")
         _step("discovery")

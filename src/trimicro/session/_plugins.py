@@ -17,7 +17,7 @@ __all__ = [
     "tcp_transport",
 ]
 
-DEFAULT_TRANSPORT = "tcp://"
+DEFAULT_TRANSPORT = "quic://"
 
 
 def load_transport(url: str = DEFAULT_TRANSPORT) -> Transport:
