@@ -197,7 +197,7 @@ def test_unicast_prefers_the_lower_rtt_link_and_fails_over() -> None:
     sim.run_for(1.0)
     assert sim.cores["a"].session_link(first) == fast.a_link
     sim.cut(fast)
-    assert (sim.now, SessionClosed(first, "link down: connection broke")) in sim.of(
+    assert (sim.now, SessionClosed(first, "link down: connection broke", broken=True)) in sim.of(
         "a", SessionClosed
     )
     second = sim.cores["a"].dial("svc", Mode.UNICAST, sim.now)

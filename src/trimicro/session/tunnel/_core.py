@@ -257,14 +257,14 @@ class TunnelCore:
     def _session_lost_link(self, key: SessionKey, link: Link, reason: str, now: float) -> None:
         if not key.dialled:
             if self._accepted.pop(key, None) is not None:
-                self._events.append(SessionClosed(key, f"link down: {reason}"))
+                self._events.append(SessionClosed(key, f"link down: {reason}", broken=True))
             return
         session = self._dialled.get(key.sid)
         if session is None:
             return
         if session.state == "open":
             del self._dialled[key.sid]
-            self._events.append(SessionClosed(key, f"link down: {reason}"))
+            self._events.append(SessionClosed(key, f"link down: {reason}", broken=True))
         else:  # still opening: try another link within the same dial timeout
             session.link = None
             self._start_unicast(key.sid, session, now)

@@ -77,8 +77,11 @@ class SessionData:
 
 @attrs.frozen
 class SessionClosed:
+    """The other side closed the session (`broken` False), or its link went down (True)."""
+
     key: SessionKey
     reason: str
+    broken: bool = False
 
 
 Event = (
