@@ -14,16 +14,20 @@ from ._link import LinkStatistics as LinkStatistics
 from ._messages import Mode as Mode
 from ._session import TunnelListener as TunnelListener
 from ._session import TunnelSession as TunnelSession
+from ._transport import TunnelConnection as TunnelConnection
+from ._transport import TunnelTransport as TunnelTransport
 
 __all__ = [
     "DialError",
     "LinkStatistics",
     "Mode",
     "Tunnel",
+    "TunnelConnection",
     "TunnelCore",
     "TunnelListener",
     "TunnelOptions",
     "TunnelSession",
     "TunnelStatistics",
+    "TunnelTransport",
     "open_tunnel",
 ]
