@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "resolve_address",
     "resolve_broker",
+    "resolve_proxy",
     "resolve_registry",
     "resolve_transport",
 ]
@@ -71,3 +72,22 @@ def resolve_address(value: str | None = None, env: Mapping[str, str] = os.enviro
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ConfigError(f"address ({source}): {address!r} is not HOST:PORT")
     return address
+
+
+def resolve_proxy(value: str | None = None, env: Mapping[str, str] = os.environ) -> str | None:
+    """Where every call goes when set: `value`, else `TRIMICRO_PROXY`, else None (direct).
+
+    An address (`host:port`, maybe `quic://host:port?cert_sha256=HEX`) or the name of a
+    proxy/network service in the registry (e.g. `trimicro.network`).
+    """
+    if value is None and not env.get("TRIMICRO_PROXY"):
+        return None
+    proxy, source = _pick(value, "TRIMICRO_PROXY", "", env)
+    source = f"proxy ({source})"
+    if not proxy or any(c.isspace() for c in proxy):
+        raise ConfigError(f"{source}: {proxy!r} is neither HOST:PORT nor a service name")
+    bare = proxy.partition("://")[2] if "://" in proxy else proxy
+    host, sep, port = bare.partition("?")[0].rpartition(":")
+    if sep and (not host or not port.isdigit() or int(port) > 65535):
+        raise ConfigError(f"{source}: {proxy!r} is not HOST:PORT")
+    return proxy

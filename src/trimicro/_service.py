@@ -20,7 +20,13 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from ._config import resolve_address, resolve_broker, resolve_registry, resolve_transport
+from ._config import (
+    resolve_address,
+    resolve_broker,
+    resolve_proxy,
+    resolve_registry,
+    resolve_transport,
+)
 from ._debug import debug_handlers
 from ._subscribers import Subscriber, Subscribers, subscriber_from_function
 from .broker import Broker, open_broker
@@ -35,6 +41,7 @@ from .registry import (
     open_service_cache,
 )
 from .rpc import PROTOCOL_VERSION, Client, Handler, RpcServer, TransportFor, handler_from_function
+from .rpc._forward import Forwarder, Routes
 from .rpc._handler import endpoint_name
 from .rpc._metrics import Metrics
 from .rpc._selector import Selector
@@ -97,6 +104,7 @@ class Service:
         selector: Selector | None = None,
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
+        proxy: str | None = None,
     ) -> None:
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"service name {name!r} must be non-empty and without spaces")
@@ -119,6 +127,18 @@ class Service:
         self.metrics = metrics
         self.handlers: dict[str, Handler] = {}
         self.last_drain: DrainResult | None = None
+        self.proxy = proxy
+        self._routes: Routes | None = None
+        self._forwarding = False
+
+    def forward(self, routes: Routes | None = None) -> None:
+        """Make this service a proxy: requests naming another service are forwarded (raw) to
+        `routes(service)` in order, or to the service's nodes in the registry.
+
+        A forwarding service sends its own calls directly, never through `TRIMICRO_PROXY`.
+        """
+        self._forwarding = True
+        self._routes = routes
 
     # -- declaring endpoints ---------------------------------------------------------------
 
@@ -203,6 +223,7 @@ class Service:
         broker_url = resolve_broker(self.broker)
         transport = load_transport(resolve_transport(self.transport))
         address = resolve_address(self.address)
+        proxy = None if self._forwarding else resolve_proxy(self.proxy)
         async with (
             open_registry(registry_url) as registry,
             open_service_cache(registry) as cache,
@@ -212,6 +233,7 @@ class Service:
             client = Client(
                 nursery, cache, TransportFor(transport), rng=self.rng, broker=broker,
                 selector=self.selector, wrappers=self.client_wrappers,
+                proxy=proxy,
             )  # fmt: skip
             server = RpcServer(
                 self.name,
@@ -219,6 +241,7 @@ class Service:
                 client=client,
                 max_concurrency=self.max_concurrency,
                 wrappers=self.wrappers,
+                forwarder=Forwarder(client, self._routes) if self._forwarding else None,
             )
             self._client = client
             self._started = trio.current_time()
@@ -340,6 +363,7 @@ async def open_client(
     selector: Selector | None = None,
     wrappers: Sequence[Wrapper] = (),
     rng: random.Random | None = None,
+    proxy: str | None = None,
 ) -> AsyncIterator[Client]:
     """A client with its own registry connection, cache and connection pool.
 
@@ -349,6 +373,7 @@ async def open_client(
             reply = await client.call("greeter", "Say.Hello", {"name": "Ann"})
     """
     transport_obj = load_transport(resolve_transport(transport))
+    proxy = resolve_proxy(proxy)
     rng = rng or random.Random()
     async with (
         open_registry(resolve_registry(registry)) as reg,
@@ -358,7 +383,7 @@ async def open_client(
     ):
         client = Client(
             nursery, cache, TransportFor(transport_obj), retries=retries, rng=rng, broker=brk,
-            selector=selector, wrappers=wrappers,
+            selector=selector, wrappers=wrappers, proxy=proxy,
         )  # fmt: skip
         try:
             yield client

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import click
 
-from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
+from .._config import (
+    ConfigError,
+    resolve_broker,
+    resolve_proxy,
+    resolve_registry,
+    resolve_transport,
+)
 from ._api_cmd import api
 from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
 from ._demo import demo
 from ._options import global_options
 from ._output import EXIT_INPUT, Fail
+from ._proxy_cmd import proxy
 from ._run_cmd import run
 
 __all__ = ["cli", "main"]
@@ -25,6 +32,7 @@ def cli() -> None:
         resolve_registry()
         resolve_transport()
         resolve_broker()
+        resolve_proxy()
     except ConfigError as exc:
         raise Fail(str(exc), EXIT_INPUT) from None
 
@@ -35,6 +43,7 @@ cli.add_command(demo)
 cli.add_command(publish)
 cli.add_command(subscribe)
 cli.add_command(api)
+cli.add_command(proxy)
 
 
 def main() -> None:

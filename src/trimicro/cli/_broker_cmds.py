@@ -34,7 +34,9 @@ def publish(g: Globals, topic: str, message: str | None, metadata: tuple[str, ..
     md = _parse_metadata(metadata)
 
     async def main() -> None:
-        async with open_client(registry=g.registry, transport=g.transport, broker=g.broker) as c:
+        async with open_client(
+            registry=g.registry, transport=g.transport, broker=g.broker, proxy=g.proxy
+        ) as c:
             await c.publish(topic, body, metadata=md)
 
     _run(main)

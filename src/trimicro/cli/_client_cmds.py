@@ -74,7 +74,7 @@ def _record_json(record: ServiceRecord) -> dict[str, Any]:
 
 
 async def _with_client(g: Globals, fn: Callable[[Client], Awaitable[Any]]) -> Any:
-    async with open_client(registry=g.registry, transport=g.transport) as client:
+    async with open_client(registry=g.registry, transport=g.transport, proxy=g.proxy) as client:
         return await fn(client)
 
 

@@ -59,6 +59,7 @@ def run(
     service.transport = g.transport or service.transport
     service.address = address or service.address
     service.broker = g.broker or service.broker
+    service.proxy = g.proxy or service.proxy
     service.register_ttl = register_ttl or service.register_ttl
     service.register_interval = register_interval or service.register_interval
     if not 0 < service.register_interval < service.register_ttl:

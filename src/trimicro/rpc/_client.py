@@ -26,7 +26,7 @@ from ._outlier import FailureKind
 from ._peer import Peer
 from ._retry import RetryBudget, RetryPolicy
 from ._selector import Selection, Selector, candidates_of
-from ._stream import CallState, Stream
+from ._stream import RAW, CallState, Stream
 from ._wrappers import WrappedCall, Wrapper, compose
 
 __all__ = ["Client", "TransportFor"]
@@ -54,6 +54,14 @@ class TransportFor:
 
             transport = self._by_scheme[scheme] = load_transport(f"{scheme}://")
         return transport
+
+
+def is_address(value: str) -> bool:
+    """`scheme://...` or `host:port` (maybe with a pin) rather than a service name."""
+    if "://" in value:
+        return True
+    host, sep, port = value.partition("?")[0].rpartition(":")
+    return bool(sep and host and port.isdigit())
 
 
 def _split_address(address: str) -> tuple[str | None, str]:
@@ -115,8 +123,12 @@ class Client:
         selector: Selector | None = None,
         retry_budget: RetryBudget | None = None,
         wrappers: Sequence[Wrapper] = (),
+        proxy: str | None = None,
     ) -> None:
         self.wrappers = list(wrappers)
+        #: Every call goes through this proxy: an address (`[scheme://]host:port[?cert_sha256=]`)
+        #: or the name of a proxy/network service found in the registry.
+        self.proxy = proxy
         self._broker = broker
         self._nursery = nursery
         self._cache = cache
@@ -152,9 +164,19 @@ class Client:
     async def _plan(
         self, service: str, endpoint: str, address: str | None, metadata: Mapping[str, str]
     ) -> _Plan:
+        if address is None and self.proxy is not None:
+            if is_address(self.proxy):
+                address = self.proxy
+            else:  # a proxy service: spread over its nodes; the request still names `service`
+                return await self._plan_nodes(self.proxy, "", metadata, proxied=True)
         if address is not None:
             scheme, bare = _split_address(address)
             return _Plan([_Target(scheme, bare)], [], idempotent=False)
+        return await self._plan_nodes(service, endpoint, metadata)
+
+    async def _plan_nodes(
+        self, service: str, endpoint: str, metadata: Mapping[str, str], *, proxied: bool = False
+    ) -> _Plan:
         records = await self._cache.get_service(service)
         candidates = candidates_of(records)
         selection = Selection(service, endpoint, metadata, self._rng)
@@ -162,7 +184,8 @@ class Client:
         if not nodes:
             raise errors.unavailable(f"service {service}: no nodes found", id=CLIENT_ID)
         targets = [_Target(n.metadata.get("transport"), _pinned(n), n.id) for n in nodes]
-        return _Plan(targets, [c.node.id for c in candidates], _idempotent(records, endpoint))
+        idempotent = not proxied and _idempotent(records, endpoint)
+        return _Plan(targets, [c.node.id for c in candidates], idempotent)
 
     async def _peer(self, scheme: str | None, address: str) -> Peer:
         transport = self._transports(scheme)
@@ -351,12 +374,37 @@ class Client:
         """Open a streaming call; `request` (if any) is the first message to the server."""
         body = None if request is None else codec.encode(request)
         wire = self._request(service, endpoint, body, _outgoing_metadata(metadata), codec, True)
-        peer, state = await self._open_stream(service, endpoint, wire, address)
+        async with self._stream_of(wire, address, codec, response) as stream:
+            yield stream
+
+    async def forward(self, request: Request, *, address: str | None = None) -> Response:
+        """Send an already-encoded request (a proxy's job) and return the raw reply.
+
+        The body passes through untouched; the budget is recomputed from the current deadline,
+        so a forwarded call keeps what is left of the caller's. Raises `errors.Error`.
+        """
+        wire = attrs.evolve(request, call=0, budget=remaining_budget_ns())
+        return await self._unary(request.service, request.endpoint, wire, address)
+
+    @asynccontextmanager
+    async def forward_stream(
+        self, request: Request, *, address: str | None = None
+    ) -> AsyncIterator[Stream[bytes]]:
+        """Open a streaming call from an already-encoded request; messages stay raw bytes."""
+        wire = attrs.evolve(request, call=0, budget=remaining_budget_ns())
+        async with self._stream_of(wire, address, RAW) as stream:
+            yield stream
+
+    @asynccontextmanager
+    async def _stream_of(
+        self, wire: Request, address: str | None, codec: Codec, response: Any = None
+    ) -> AsyncIterator[Stream[Any]]:
+        peer, state = await self._open_stream(wire.service, wire.endpoint, wire, address)
 
         async def send_frame(envelope: Envelope) -> None:
             await peer.send(envelope)
 
-        stream: Stream[T] = Stream(state, send_frame, codec, response)
+        stream: Stream[Any] = Stream(state, send_frame, codec, response)
         try:
             yield stream
         finally:

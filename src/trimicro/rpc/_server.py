@@ -32,11 +32,12 @@ from ._envelope import (
     encode,
 )
 from ._handler import Handler
-from ._stream import CallState, Stream
+from ._stream import RAW, CallState, SendFrame, Stream
 from ._wrappers import Proceed, WrappedCall, Wrapper, compose
 
 if TYPE_CHECKING:
     from ._client import Client
+    from ._forward import Forwarder
 
 __all__ = ["RpcServer", "ServerStatistics"]
 
@@ -55,7 +56,7 @@ class ServerStatistics:
 @attrs.define(eq=False)
 class _ServerCall:
     request: Request
-    handler: Handler
+    handler: Handler | None  # None: forwarded to another service
     state: CallState
     scope: trio.CancelScope
     cancelled_by_caller: bool = False
@@ -76,9 +77,13 @@ class RpcServer:
         client: Client | None = None,
         max_concurrency: int = 1024,
         wrappers: Sequence[Wrapper] = (),
+        forwarder: Forwarder | None = None,
     ) -> None:
         self.wrappers = list(wrappers)
         self.name = name
+        #: Requests for another service go here (a proxy); without one they are served by
+        #: endpoint name, whatever service they name.
+        self.forwarder = forwarder
         self.handlers = handlers
         self.client = client
         self.max_concurrency = max_concurrency
@@ -144,9 +149,11 @@ class RpcServer:
         handler = self.handlers.get(request.endpoint)
         if request.call in calls:
             raise ProtocolError(f"call id {request.call} is already in use")
-        if handler is None:
+        if self._forwarded(request):
+            pass  # whether the endpoint exists, and streams, is the backend's business
+        elif handler is None:
             return errors.not_found(f"unknown endpoint {request.endpoint}", id=self.name)
-        if handler.stream != request.stream:
+        elif handler.stream != request.stream:
             kind = "a streaming" if handler.stream else "a unary"
             return errors.method_not_allowed(f"{request.endpoint} is {kind} endpoint", id=self.name)
         if not self.in_flight.accepting:
@@ -154,6 +161,9 @@ class RpcServer:
         if self._admitted >= self.max_concurrency:
             return errors.unavailable(f"{self.name} is at capacity", id=self.name)
         return None
+
+    def _forwarded(self, request: Request) -> bool:
+        return self.forwarder is not None and request.service != self.name
 
     async def _start_call(
         self,
@@ -176,7 +186,7 @@ class RpcServer:
         deadline = deadline_from_budget_ns(request.budget)
         call = _ServerCall(
             request=request,
-            handler=self.handlers[request.endpoint],
+            handler=None if self._forwarded(request) else self.handlers[request.endpoint],
             state=CallState(request.call),
             scope=trio.CancelScope(deadline=deadline),
         )
@@ -258,12 +268,15 @@ class RpcServer:
 
     async def _invoke(self, conn: Connection, call: _ServerCall, codec: Codec) -> Envelope:
         request, handler = call.request, call.handler
-        argument = (
-            None if request.body is None else codec.decode(request.body, handler.request_type)
-        )
 
         async def send_frame(envelope: Envelope) -> None:
             await conn.send(encode(envelope))
+
+        if handler is None:
+            return await self._forward(call, send_frame)
+        argument = (
+            None if request.body is None else codec.decode(request.body, handler.request_type)
+        )
 
         if handler.stream:
             stream: Stream[Any] = Stream(call.state, send_frame, codec, handler.stream_type)
@@ -271,6 +284,16 @@ class RpcServer:
             return End(request.call)
         result = await self._wrapped(request, lambda: handler.fn(argument))
         return Response(request.call, {}, codec.encode(result))
+
+    async def _forward(self, call: _ServerCall, send_frame: SendFrame) -> Envelope:
+        request, forwarder = call.request, self.forwarder
+        assert forwarder is not None
+        if request.stream:
+            downstream: Stream[bytes] = Stream(call.state, send_frame, RAW)
+            await self._wrapped(request, lambda: forwarder.stream(request, downstream, self.name))
+            return End(request.call)
+        reply: Response = await self._wrapped(request, lambda: forwarder.unary(request, self.name))
+        return Response(request.call, reply.metadata, reply.body)
 
     async def _wrapped(self, request: Request, innermost: Proceed) -> Any:
         if not self.wrappers:

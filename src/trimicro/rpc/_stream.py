@@ -19,10 +19,20 @@ from ..session import ConnectionClosed, ProtocolError
 from . import errors
 from ._envelope import Credit, End, Envelope, ErrorFrame, Message
 
-__all__ = ["WINDOW", "CallState", "Stream"]
+__all__ = ["RAW", "WINDOW", "CallState", "Stream"]
 
 #: Stream messages a sender may have in flight before it needs credit back.
 WINDOW = 64
+
+
+def _raw(data: object) -> bytes:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"a raw stream carries bytes, not {type(data).__name__}")
+    return bytes(data)
+
+
+#: Bodies as they are on the wire, for proxies: encode and decode pass bytes through.
+RAW = Codec("application/octet-stream", _raw, _raw, False)
 
 T = TypeVar("T")
 SendFrame = Callable[[Envelope], Awaitable[None]]
