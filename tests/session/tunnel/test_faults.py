@@ -61,5 +61,5 @@ async def test_loss_and_a_blackout_neither_lose_nor_reorder(
                 assert link.up_since < 3.0  # the same link throughout
             for src, dst in (("10.0.0.1", "10.0.0.2"), ("10.0.0.2", "10.0.0.1")):
                 counters = net.link(src, dst).counters
-                assert counters.lost > 10 and counters.blacked_out > 10, counters
+                assert counters.lost > 10 and counters.blacked_out > 0, counters
             nursery.cancel_scope.cancel()

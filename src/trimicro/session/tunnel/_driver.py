@@ -40,7 +40,7 @@ from ._events import (
     SessionOpened,
 )
 from ._messages import Mode
-from ._session import TunnelListener, TunnelSession
+from ._session import SESSION_STALL, TunnelListener, TunnelSession
 
 __all__ = ["DialError", "Tunnel", "open_tunnel"]
 
@@ -99,6 +99,7 @@ class Tunnel:
         self._sessions: dict[SessionKey, TunnelSession] = {}
         self._listeners: dict[str, TunnelListener] = {}
         self._pending: dict[SessionKey, _Pending] = {}
+        self._full: set[TunnelSession] = set()  # sessions whose reader is behind
         self._link_ids = itertools.count(1)
         self._links_changed = trio.lowlevel.ParkingLot()
         self._timer_wakeup = trio.Event()
@@ -216,6 +217,8 @@ class Tunnel:
                 message = await io.conn.receive()
                 self._core.receive(io.id, message, trio.current_time())
                 self._pump()
+                if self._full:
+                    await self._relieve()
         except SessionError as exc:
             self._core.link_lost(io.id, f"connection ended: {exc}", trio.current_time())
             self._pump()
@@ -293,13 +296,22 @@ class Tunnel:
 
     def _on_data(self, event: SessionData) -> None:
         session = self._sessions.get(event.key)
-        if session is None:
-            return
-        if not session._deliver(event.data):
-            self._sessions.pop(event.key, None)
-            reason = "receive queue overflow: the reader fell behind"
-            self._core.close_session(event.key, trio.current_time(), reason)
-            session._end(reason, broken=True)
+        if session is not None and session._deliver(event.data):
+            self._full.add(session)
+
+    async def _relieve(self) -> None:
+        """Wait (back-pressure) while sessions' readers are behind; a reader stuck for
+        `SESSION_STALL` seconds loses its session instead of stalling the link."""
+        for session in list(self._full):
+            with trio.move_on_after(SESSION_STALL):
+                await session._wait_room()
+            self._full.discard(session)
+            if session._full:
+                reason = f"receive queue full for {SESSION_STALL:g} s: the reader is stuck"
+                self._sessions.pop(session.key, None)
+                self._core.close_session(session.key, trio.current_time(), reason)
+                session._end(reason, broken=True)
+                self._pump()
 
     def _on_accepted(self, event: SessionAccepted) -> None:
         session = TunnelSession(self, event.key, event.channel, event.mode)
@@ -317,6 +329,8 @@ class Tunnel:
         except SessionGone as exc:
             raise trio.BrokenResourceError(str(exc)) from None
         self._pump()
+        if self._full and not links:  # looped back to a reader that is behind
+            await self._relieve()
         await self._backpressure(links)
 
     async def _backpressure(self, links: Iterable[str]) -> None:

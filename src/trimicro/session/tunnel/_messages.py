@@ -191,6 +191,8 @@ def decode(raw: Any) -> Message:
     kind = _TYPES.get(raw.get("t"))  # type: ignore[arg-type]
     if kind is None:
         raise MalformedMessage(f"t: unknown message type {raw.get('t')!r}")
+    if kind is Data:
+        return _decode_data(raw)
     body = {k: v for k, v in raw.items() if k not in ("v", "t")}
     channels = body.get("channels") if kind is Announce else None
     if isinstance(channels, list) and len(channels) > MAX_ANNOUNCE:  # before structuring
@@ -200,3 +202,24 @@ def decode(raw: Any) -> Message:
     except (CodecError, ValueError, TypeError) as exc:
         raise MalformedMessage(f"{raw.get('t')}: {exc}") from None
     return message
+
+
+def _decode_data(raw: dict[str, Any]) -> Data:
+    """The hot path: session data checked by hand (same rules as the structured path)."""
+    channel, sid, mine, mode, data = (
+        raw.get(k) for k in ("channel", "sid", "mine", "mode", "data")
+    )
+    if type(channel) is not str or len(channel) > MAX_CHANNEL:
+        raise MalformedMessage("session: channel: expected a string of at most 256 chars")
+    if type(sid) is not int or not 0 <= sid <= MAX_SID:
+        raise MalformedMessage("session: sid: expected an integer in range")
+    if type(mine) is not bool:
+        raise MalformedMessage("session: mine: expected a boolean")
+    if type(mode) is not int or mode not in _MODE_VALUES:
+        raise MalformedMessage(f"session: mode: {mode!r} is not a valid mode")
+    if type(data) is not bytes:
+        raise MalformedMessage("session: data: expected bytes")
+    return Data(channel, sid, mine, Mode(mode), data)
+
+
+_MODE_VALUES = frozenset(int(m) for m in Mode)

@@ -16,9 +16,12 @@ if TYPE_CHECKING:
 
 __all__ = ["SESSION_QUEUE", "TunnelListener", "TunnelSession"]
 
-#: Messages a session holds for a reader that is behind; beyond it the session is closed
-#: as broken (rather than blocking every other session on the link).
-SESSION_QUEUE = 1024
+#: Messages a session holds for a reader that is behind. At this many, the link's reader
+#: waits for room (back-pressure through the link to the sender) ...
+SESSION_QUEUE = 256
+#: ... but not for longer than this: then that session is closed as broken, so one stuck
+#: reader cannot stall every other session on its link for good.
+SESSION_STALL = 10.0
 #: Sessions a listener holds before `accept()` takes them; beyond it new ones are refused.
 ACCEPT_BACKLOG = 128
 
@@ -28,8 +31,9 @@ class TunnelSession:
 
     `receive` raises `trio.EndOfChannel` once the other side closed and everything it sent
     was read, `trio.BrokenResourceError` when the link under the session went down (or the
-    reader fell `SESSION_QUEUE` messages behind). `send` after `aclose` raises
-    `trio.ClosedResourceError`. Multicast and broadcast sessions send to many links at once.
+    reader held `SESSION_QUEUE` unread messages for `SESSION_STALL` seconds). `send` after
+    `aclose` raises `trio.ClosedResourceError`. Multicast and broadcast sessions send to
+    many links at once.
     """
 
     def __init__(self, tunnel: Tunnel, key: SessionKey, channel: str, mode: Mode) -> None:
@@ -37,6 +41,7 @@ class TunnelSession:
         self.key, self.channel, self.mode = key, channel, mode
         self._buffer: deque[bytes] = deque()
         self._readable = trio.lowlevel.ParkingLot()
+        self._room = trio.lowlevel.ParkingLot()
         self._ended: str | None = None  # why no more data will come
         self._broken = False
         self._closed = False
@@ -66,6 +71,8 @@ class TunnelSession:
                 raise trio.EndOfChannel(self._ended)
             await self._readable.park()
         data = self._buffer.popleft()
+        if len(self._buffer) < SESSION_QUEUE:
+            self._room.unpark_all()
         await trio.lowlevel.checkpoint()
         return data
 
@@ -85,6 +92,7 @@ class TunnelSession:
             self._closed = True
             self._tunnel._close_session(self)
             self._readable.unpark_all()
+            self._room.unpark_all()
         await trio.lowlevel.checkpoint()
 
     async def __aenter__(self) -> TunnelSession:
@@ -96,17 +104,24 @@ class TunnelSession:
     # -- fed by the driver -------------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> bool:
-        """Queue received data; False when the queue is full (the driver then closes us)."""
-        if len(self._buffer) >= SESSION_QUEUE:
-            return False
+        """Queue received data; True when the queue is now full (the driver waits)."""
         self._buffer.append(data)
         self._readable.unpark_all()
-        return True
+        return len(self._buffer) >= SESSION_QUEUE
+
+    @property
+    def _full(self) -> bool:
+        return len(self._buffer) >= SESSION_QUEUE and not self._closed and self._ended is None
+
+    async def _wait_room(self) -> None:
+        while self._full:
+            await self._room.park()
 
     def _end(self, reason: str, *, broken: bool) -> None:
         if self._ended is None:
             self._ended, self._broken = reason, broken
         self._readable.unpark_all()
+        self._room.unpark_all()
 
 
 class TunnelListener:
