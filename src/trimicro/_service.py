@@ -13,7 +13,7 @@ import os
 import random
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ from .rpc._handler import endpoint_name
 from .rpc._metrics import Metrics
 from .rpc._selector import Selector
 from .rpc._wrappers import Wrapper
-from .session import load_transport
+from .session import Transport, load_transport
 
 __all__ = ["RunningService", "Service", "open_client", "run"]
 
@@ -105,6 +105,8 @@ class Service:
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
         proxy: str | None = None,
+        node_metadata: Mapping[str, str] | None = None,
+        transports: Mapping[str, Transport] | None = None,
     ) -> None:
         if not name or any(c.isspace() for c in name):
             raise ValueError(f"service name {name!r} must be non-empty and without spaces")
@@ -128,6 +130,10 @@ class Service:
         self.handlers: dict[str, Handler] = {}
         self.last_drain: DrainResult | None = None
         self.proxy = proxy
+        #: Published with this process's node (beside the transport's own facts).
+        self.node_metadata = dict(node_metadata or {})
+        #: Transports the client may use besides the service's own, by scheme.
+        self.transports = dict(transports or {})
         self._routes: Routes | None = None
         self._forwarding = False
 
@@ -231,7 +237,7 @@ class Service:
             open_owned_nursery() as nursery,
         ):
             client = Client(
-                nursery, cache, TransportFor(transport), rng=self.rng, broker=broker,
+                nursery, cache, TransportFor(transport, self.transports), rng=self.rng, broker=broker,
                 selector=self.selector, wrappers=self.client_wrappers,
                 proxy=proxy,
             )  # fmt: skip
@@ -292,7 +298,12 @@ class Service:
     def _node_metadata(self, transport: Any) -> dict[str, str]:
         # A transport may add its own facts, e.g. QUIC's certificate fingerprint (the pin).
         extra: dict[str, str] = getattr(transport, "node_metadata", dict)()
-        return {**extra, "transport": transport.scheme, "protocol": str(PROTOCOL_VERSION)}
+        return {
+            **self.node_metadata,
+            **extra,
+            "transport": transport.scheme,
+            "protocol": str(PROTOCOL_VERSION),
+        }
 
     def statistics(self) -> dict[str, Any]:
         """`Debug.Stats`: counters of the running service."""

@@ -123,7 +123,9 @@ def test_the_advert_ttl_is_enforced_and_refreshed() -> None:
     core = started(advert_ttl=300.0)
     core.receive_advert(advert(RouteEvent(CREATE, remote("s"), 0.0), ttl=50.0), 0.0)
     core.receive_advert(advert(RouteEvent(UPDATE, remote("s"), 30.0), ttl=50.0, at=30.0), 30.0)
-    assert core.get_timer() == 10.0  # the events tick comes first
+    assert core.get_timer() == 0.5  # relaying the new route comes first (fresh_delay)
+    core.handle_timer(0.5)
+    assert core.get_timer() == 10.0  # then the events tick
     core.handle_timer(79.9)
     assert core.lookup("s", now=79.9) != []
     core.handle_timer(80.0)  # 30 + 50: withdrawn
@@ -269,3 +271,20 @@ def test_ticks_missed_are_skipped_not_bunched() -> None:
     assert len(core.adverts_to_send(35.0)) == 1
     assert core.get_timer() == 40.0
     assert math.isinf(RouterCore("idle").get_timer())
+
+
+def test_a_new_learned_route_is_relayed_after_the_batching_delay_not_the_tick() -> None:
+    core = started(strategy=Strategy.BEST)
+    core.receive_advert(advert(RouteEvent(CREATE, remote("s"), 1.0), at=1.0), 1.0)
+    core.receive_advert(advert(RouteEvent(CREATE, remote("t"), 1.2), at=1.2), 1.2)
+    assert core.get_timer() == 1.5  # 1.0 + fresh_delay: both go in one advert
+    core.handle_timer(1.5)
+    (relayed,) = core.adverts_to_send(1.5)
+    assert sorted(e.route.service for e in relayed.events) == ["s", "t"]
+    # A change to a known route is not news: it waits for the events tick (and damping).
+    core.receive_advert(advert(RouteEvent(DELETE, remote("s"), 2.0), at=2.0), 2.0)
+    core.handle_timer(2.5)
+    assert core.adverts_to_send(2.5) == []
+    core.handle_timer(10.0)
+    (tick,) = core.adverts_to_send(10.0)
+    assert [(e.type, e.route.service) for e in tick.events] == [(DELETE, "s")]

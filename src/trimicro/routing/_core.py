@@ -37,7 +37,7 @@ from ._advert import (
     PeerState,
     chunked,
 )
-from ._flap import DEFAULT_DAMPING, DampingParams, FlapDamper
+from ._flap import DEFAULT_DAMPING, DampingParams, FlapDamper, FlapState
 from ._route import DEFAULT_LINK, GATEWAY_METRIC, LOCAL_METRIC, Route, RouteKey
 from ._strategy import Strategy, admits_event, advertised_routes, collapses
 from ._table import ANY, EventType, RouteEvent, Table
@@ -113,6 +113,8 @@ class RouterCore:
         self._next_events = self._next_table = math.inf
         self._answer_wanted = False
         self._last_flush = -math.inf
+        self._fresh: list[RouteEvent] = []  # first sightings of learned routes, to relay soon
+        self._next_fresh = math.inf
         self._counters = _Counters()
 
     # --- local routes, from the registry -----------------------------------------------------
@@ -156,7 +158,18 @@ class RouterCore:
         # Before `start` the announce carries the whole table: no need to damp the load.
         if event is None or not self._started:
             return
-        if admits_event(self.strategy, event.route, self.id):
+        if not admits_event(self.strategy, event.route, self.id):
+            return
+        route = event.route
+        first_sighting = (
+            event.type is EventType.CREATE
+            and route.router != self.id
+            and self.damper.state(route.key) is FlapState.ABSENT
+        )
+        if first_sighting:  # not a flap: RFC 2439 penalises changes, not appearances
+            self._fresh.append(event)
+            self._next_fresh = min(self._next_fresh, now + self.limits.fresh_delay)
+        else:
             self.damper.record(event, now)
 
     # --- adverts out -------------------------------------------------------------------------
@@ -202,10 +215,12 @@ class RouterCore:
         """When `handle_timer` next has work (inf: never, until something else happens)."""
         answer = self._last_flush + self.limits.answer_spacing if self._answer_wanted else math.inf
         expiry = self._expiry_heap[0][0] if self._expiry_heap else math.inf
-        return min(self._next_events, self._next_table, answer, expiry)
+        return min(self._next_events, self._next_table, answer, expiry, self._next_fresh)
 
     def handle_timer(self, now: float) -> None:
         self.expire(now)
+        if now >= self._next_fresh:
+            self._relay_fresh(now)
         if now >= self._next_events:
             self._advertise_events(now)
             self._next_events = self._after(self._next_events, self.events_interval, now)
@@ -226,6 +241,19 @@ class RouterCore:
         if collapses(self.strategy):
             events += self._replacements(events, now)
         self._queue(AdvertType.UPDATE, events, now)
+
+    def _relay_fresh(self, now: float) -> None:
+        """New learned routes, if they are still there and still what we advertise."""
+        fresh, self._fresh, self._next_fresh = self._fresh, [], math.inf
+        out = []
+        for event in fresh:
+            route = event.route
+            if self.table.get(route.key) != route or self.damper.is_suppressed(route.key):
+                continue
+            candidates = self.table.query(route.service, network=route.network)
+            if route in advertised_routes(self.strategy, candidates, self.id):
+                out.append(event)
+        self._queue(AdvertType.UPDATE, out, now)
 
     def _replacements(self, events: list[RouteEvent], now: float) -> list[RouteEvent]:
         """Under BEST and LOCAL peers hold one route per (service, network); when that one is
@@ -356,6 +384,14 @@ class RouterCore:
             self._expiry.pop(route.key, None)
             self._changed(self.table.discard(route, now), now)
         self._peers.pop(router_id, None)
+        return len(routes)
+
+    def drop_gateway(self, gateway: str, now: float) -> int:
+        """Withdraw every learned route through `gateway` (a peer whose link died)."""
+        routes = [r for r in self.table.query(gateway=gateway) if r.router != self.id]
+        for route in routes:
+            self._expiry.pop(route.key, None)
+            self._changed(self.table.discard(route, now), now)
         return len(routes)
 
     def statistics(self) -> RouterStatistics:

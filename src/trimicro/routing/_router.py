@@ -146,6 +146,12 @@ class Router:
         self._notify()
         return dropped
 
+    def drop_gateway(self, gateway: str) -> int:
+        """Withdraw the learned routes through `gateway` (a peer whose link died)."""
+        dropped = self._core.drop_gateway(gateway, trio.current_time())
+        self._notify()
+        return dropped
+
     @asynccontextmanager
     async def watch(
         self, service: str | None = None, *, size: int = WATCH_QUEUE_SIZE

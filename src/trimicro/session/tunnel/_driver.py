@@ -163,6 +163,10 @@ class Tunnel:
         while len(self._core.links_up()) < count:
             await self._links_changed.park()
 
+    def keep_peer(self, address: str) -> None:
+        """Dial `address` and keep it dialled (with backoff), as the `peers` given at start."""
+        self._nursery.start_soon(self._keep_peer, address)
+
     async def connect(self, address: str) -> None:
         """Dial `address` once and keep that link until it ends (no redial)."""
         conn = await self._transport.connect(self._nursery, address)

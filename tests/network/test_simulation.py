@@ -1,0 +1,96 @@
+"""Network nodes under MockClock: convergence, calls across sites, deadlines, partitions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import trio
+import trio.testing
+
+import trimicro
+from trimicro.network import NetworkOptions
+from trimicro.rpc import Client
+from trimicro.testing._network import SimulatedNetwork, open_simulated_network
+
+LINE = [(0, 1), (1, 2)]
+
+
+def _client(net: SimulatedNetwork, site: int):  # type: ignore[no-untyped-def]
+    return trimicro.open_client(
+        registry=net.registry(site), transport=net.transport, proxy="trimicro.network"
+    )
+
+
+async def test_a_line_of_three_converges_and_calls_cross_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_simulated_network(3, edges=LINE, seed=1) as net:
+        assert await net.wait_converged() <= 30.0
+        a, c = net.nodes[0], net.nodes[2]
+        (route,) = [r for r in a.routes() if r.service == "svc-2"]
+        (local,) = [r for r in c.routes() if r.service == "svc-2"]
+        assert route.metric > local.metric == 1  # farther away costs more
+        assert route.gateway == "n1"  # through the middle node
+        client: Client
+        async with _client(net, 0) as client:
+            assert await client.call("svc-2", "Svc.Where", None) == 2
+            assert await client.call("svc-0", "Svc.Where", None) == 0  # a local one too
+
+
+async def test_a_deadline_crosses_two_hops_and_cancels_the_remote_handler(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_simulated_network(3, edges=LINE, seed=2) as net:
+        await net.wait_converged()
+        async with _client(net, 0) as client:
+            start = trio.current_time()
+            with pytest.raises(trio.TooSlowError):
+                with trio.fail_after(1):
+                    await client.call("svc-2", "Svc.Sleep", 10.0)
+            gave_up = trio.current_time()
+            await trio.sleep(0.5)  # links have a 5 ms delay: let a cancel frame arrive
+        assert gave_up - start == pytest.approx(1.0)
+        # The handler two hops away ended when the budget did, not 9 s later.
+        assert net.sleep_ended[2] == pytest.approx(gave_up, abs=0.05)
+
+
+async def test_a_partition_withdraws_routes_and_healing_restores_them(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    options = NetworkOptions()
+    async with open_simulated_network(3, edges=LINE, seed=3, options=options) as net:
+        await net.wait_converged()
+        net.partition([2])
+        cut = trio.current_time()
+        while any(r.service == "svc-2" for r in net.nodes[0].routes()):
+            await trio.sleep(0.5)
+        withdrawn = trio.current_time() - cut
+        assert withdrawn <= options.prune_after
+        net.heal()
+        healed = trio.current_time()
+        await net.wait_converged()
+        assert trio.current_time() - healed <= 2 * options.events_interval + 5.0
+
+
+@pytest.mark.parametrize("n", [25, 100])
+async def test_random_networks_converge_within_three_advert_intervals(
+    n: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    real = time.perf_counter()
+    async with open_simulated_network(n, seed=n) as net:
+        took = await net.wait_converged()
+        assert took <= 3 * NetworkOptions().events_interval
+    assert time.perf_counter() - real < 60
+
+
+async def test_a_node_without_the_token_is_refused_and_learns_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_simulated_network(
+        3, edges=LINE, seed=4, token="s3cret", tokens={2: None}
+    ) as net:
+        await trio.sleep(60)
+        assert net.missing_routes([0, 1]) == 2  # each knows the other, neither svc-2
+        assert {r.service for r in net.nodes[2].routes()} == {"svc-2", "trimicro.network"}
+        assert net.nodes[1].graph.peers() == [net.nodes[0].info]
