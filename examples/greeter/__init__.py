@@ -6,11 +6,15 @@ Terminal 2:  trimicro call greeter Say.Hello '{"name": "Ann"}'
 
 from __future__ import annotations
 
+import logging
+
 import attrs
 import trio
 
 import trimicro
 from trimicro import errors
+
+log = logging.getLogger("examples.greeter")
 
 service = trimicro.Service("greeter", version="1.0.0", metadata={"team": "core"})
 
@@ -46,7 +50,11 @@ async def hello(req: HelloRequest) -> HelloResponse:
 async def sleep(req: SleepRequest) -> SleepResponse:
     """Sleeps as asked: the caller's deadline cancels it early."""
     started = trio.current_time()
-    await trio.sleep(req.seconds)
+    try:
+        await trio.sleep(req.seconds)
+    except trio.Cancelled:
+        log.info("Say.Sleep cancelled after %.2f s", trio.current_time() - started)
+        raise
     return SleepResponse(slept=trio.current_time() - started)
 
 

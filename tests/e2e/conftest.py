@@ -54,12 +54,14 @@ def site_env(tmp_path: Path) -> dict[str, str]:
 def start_service(site_env: dict[str, str]) -> Iterator[object]:
     started: list[ServiceProcess] = []
 
-    def start(target: str, *extra: str, command: str = "run") -> ServiceProcess:
+    def start(
+        target: str, *extra: str, command: str = "run", env: dict[str, str] | None = None
+    ) -> ServiceProcess:
         """`trimicro run TARGET EXTRA...`, or `trimicro COMMAND EXTRA...` (target "")."""
         args = [command, target, *extra] if target else [command, *extra]
         proc = subprocess.Popen(
             [sys.executable, "-m", "trimicro", *args],
-            env=site_env,
+            env=env or site_env,
             cwd=ROOT,
             stderr=subprocess.PIPE,
         )

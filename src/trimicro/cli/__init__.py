@@ -15,6 +15,7 @@ from ._api_cmd import api
 from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
 from ._demo import demo
+from ._network_cmds import network
 from ._options import global_options
 from ._output import EXIT_INPUT, Fail
 from ._proxy_cmd import proxy
@@ -44,6 +45,7 @@ cli.add_command(publish)
 cli.add_command(subscribe)
 cli.add_command(api)
 cli.add_command(proxy)
+cli.add_command(network)
 
 
 def main() -> None:
