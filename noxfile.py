@@ -87,4 +87,5 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "-m", "bench", *session.posargs)
     session.run("python", "-m", "bench.quic", *session.posargs)
+    session.run("python", "-m", "bench.network")
     session.run("python", "-m", "bench.broker")

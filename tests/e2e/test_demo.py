@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .conftest import cli
@@ -19,4 +21,9 @@ def test_demo_tour(site_env: dict[str, str]) -> None:
     assert "caller gave up: True" in out and "was cancelled after" in out
     assert "logger: 20" in out
     assert "failed calls: 0 of 200" in out
+    # Across the network: a route through node-b, a reply from site b, a deadline that
+    # cancelled the handler over there.
+    assert "node-a learned weather via node-b" in out
+    assert "reply: {'site': 'b', 'forecast': 'sunny'}" in out
+    assert re.search(r"the handler in site b was cancelled after 0\.[45]\d s", out)
     assert "every service deregistered and drained" in out

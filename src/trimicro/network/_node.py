@@ -179,6 +179,7 @@ class NetworkNode:
             if sender in self._link_peers and self.graph.update(message.topology, now):
                 log.info("network %s: new peer %s", self.id, sender)
                 self.router.solicit()  # its whole table, please
+                await self.announce()  # and our topology, which now includes it
         elif isinstance(message, Close):
             self._forget(message.node.id, "closed")
         elif isinstance(message, AdvertMessage):
