@@ -9,7 +9,7 @@ import trio
 import trio.testing
 
 import trimicro
-from trimicro.network import NetworkOptions
+from trimicro.network import NetworkOptions, static_resolver
 from trimicro.rpc import Client
 from trimicro.testing._network import SimulatedNetwork, open_simulated_network
 
@@ -94,3 +94,24 @@ async def test_a_node_without_the_token_is_refused_and_learns_nothing(
         assert net.missing_routes([0, 1]) == 2  # each knows the other, neither svc-2
         assert {r.service for r in net.nodes[2].routes()} == {"svc-2", "trimicro.network"}
         assert net.nodes[1].graph.peers() == [net.nodes[0].info]
+
+
+async def test_resolvers_run_every_minute_and_network_connect_dials(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with open_simulated_network(3, edges=[], seed=5) as net:
+        await trio.sleep(5)
+        assert net.missing_routes() == 6  # three islands
+        # A resolver that learns of node 0 is asked again within a minute...
+        net.nodes[1]._resolver = static_resolver([f"{net.run}-n0"])
+        await trio.sleep(61)
+        assert net.missing_routes([0, 1]) == 2  # 0 and 1 found each other, not svc-2
+        # ...and Network.Connect dials at once.
+        async with _client(net, 2) as client:
+            reply = await client.call("trimicro.network", "Network.Connect",
+                                      {"nodes": [f"{net.run}-n1"]})  # fmt: skip
+            assert reply == {"dialling": 1}
+            with pytest.raises(trimicro.errors.Error) as caught:
+                await client.call("trimicro.network", "Network.Connect", {"nodes": ["a b"]})
+            assert caught.value.code == 400 and "'a b'" in caught.value.detail
+        assert await net.wait_converged() < 10

@@ -96,9 +96,9 @@ def add_network_endpoints(service: Service, node: NetworkNode) -> None:
 
     @service.endpoint("Network.Connect")
     async def connect(req: ConnectRequest) -> dict[str, int]:
-        bad = [a for a in req.nodes if not a.rpartition(":")[2].isdigit()]
+        bad = [a for a in req.nodes if not a or any(c.isspace() for c in a)]
         if bad:
-            raise errors.bad_request(f"nodes: {bad[0]!r} is not HOST:PORT")
+            raise errors.bad_request(f"nodes: {bad[0]!r} is not a link address")
         for address in req.nodes:
             node.tunnel.keep_peer(address)
         return {"dialling": len(req.nodes)}
