@@ -41,7 +41,8 @@ from .registry import (
     open_service_cache,
 )
 from .rpc import PROTOCOL_VERSION, Client, Handler, RpcServer, TransportFor, handler_from_function
-from .rpc._forward import Forwarder, Routes
+from .rpc._context import current_client
+from .rpc._forward import PUBLISH_ENDPOINT, Forwarder, PublishRequest, Routes
 from .rpc._handler import endpoint_name
 from .rpc._metrics import Metrics
 from .rpc._selector import Selector
@@ -137,14 +138,31 @@ class Service:
         self._routes: Routes | None = None
         self._forwarding = False
 
-    def forward(self, routes: Routes | None = None) -> None:
+    def forward(
+        self,
+        routes: Routes | None = None,
+        *,
+        publish: Callable[[PublishRequest], Awaitable[None]] | None = None,
+    ) -> None:
         """Make this service a proxy: requests naming another service are forwarded (raw) to
-        `routes(service)` in order, or to the service's nodes in the registry.
+        `routes(service)` in order, or to the service's nodes in the registry; messages
+        clients publish through it (`Proxy.Publish`) go to `publish`, by default this
+        service's broker.
 
         A forwarding service sends its own calls directly, never through `TRIMICRO_PROXY`.
         """
         self._forwarding = True
         self._routes = routes
+        if PUBLISH_ENDPOINT in self.handlers:
+            del self.handlers[PUBLISH_ENDPOINT]
+
+        async def publish_through(req: PublishRequest) -> None:
+            if publish is not None:
+                await publish(req)
+            else:
+                await current_client().publish_here(req)
+
+        self.endpoint(PUBLISH_ENDPOINT)(publish_through)
 
     # -- declaring endpoints ---------------------------------------------------------------
 
@@ -237,9 +255,8 @@ class Service:
             open_owned_nursery() as nursery,
         ):
             client = Client(
-                nursery, cache, TransportFor(transport, self.transports), rng=self.rng, broker=broker,
-                selector=self.selector, wrappers=self.client_wrappers,
-                proxy=proxy,
+                nursery, cache, TransportFor(transport, self.transports), rng=self.rng,
+                broker=broker, selector=self.selector, wrappers=self.client_wrappers, proxy=proxy,
             )  # fmt: skip
             server = RpcServer(
                 self.name,

@@ -115,3 +115,22 @@ async def test_resolvers_run_every_minute_and_network_connect_dials(
                 await client.call("trimicro.network", "Network.Connect", {"nodes": ["a b"]})
             assert caught.value.code == 400 and "'a b'" in caught.value.detail
         assert await net.wait_converged() < 10
+
+
+async def test_a_publish_reaches_every_site_once_even_around_a_cycle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    triangle = [(0, 1), (1, 2), (0, 2), (2, 3)]
+    async with open_simulated_network(4, edges=triangle, seed=6) as net:
+        await net.wait_converged()
+        async with _client(net, 0) as client:
+            for n in range(3):
+                await client.publish("news", {"n": n})
+        await trio.sleep(1)
+    assert {site: len(messages) for site, messages in net.received.items()} == {
+        0: 3,
+        1: 3,
+        2: 3,
+        3: 3,
+    }
+    assert net.received[3] == [{"n": 0}, {"n": 1}, {"n": 2}]

@@ -184,3 +184,22 @@ async def test_a_forwarding_loop_is_stopped_with_508() -> None:
                 await client.call("greeter", "Say.Hello", {"name": "Ed"})
     assert caught.value.code == 508
     assert "forwarded 8 times" in caught.value.detail
+
+
+async def test_a_client_with_a_proxy_publishes_through_it() -> None:
+    got: list[object] = []
+    subscriber = trimicro.Service("audit")
+
+    @subscriber.subscribe("events")
+    async def audit(message: dict[str, int]) -> None:
+        got.append(message)
+
+    proxy = _proxy()
+    async with open_cluster(subscriber, proxy) as cluster:
+        address = cluster.node("trimicro.proxy").address
+        for target in ("trimicro.proxy", f"memory://{address}"):
+            async with _through(cluster, target) as client:
+                await client.publish("events", {"via": len(got)})
+        await trio.testing.wait_all_tasks_blocked()
+    assert got == [{"via": 0}, {"via": 1}]
+    assert cluster.node("trimicro.proxy").server.statistics().requests == 2

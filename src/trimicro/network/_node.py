@@ -29,6 +29,8 @@ from .._service import RunningService, Service
 from ..nursery import open_owned_nursery, run_periodic
 from ..registry import open_registry
 from ..routing import Route, Router, Strategy, open_router
+from ..rpc import errors
+from ..rpc._forward import PUBLISH_ENDPOINT, PublishRequest
 from ..session import Transport, load_transport
 from ..session.tunnel import Tunnel, TunnelOptions, TunnelSession, TunnelTransport, open_tunnel
 from ._adverts import NETWORK_LINK, RoutePaths, accept, link_metric, outgoing
@@ -55,6 +57,9 @@ NETWORK_CHANNEL = "network"
 CONTROL_CHANNEL = "control"
 #: How often the link watcher looks at the tunnel's links.
 LINK_CHECK_INTERVAL = 1.0
+#: Published message ids remembered (so a message crossing a cycle is delivered once).
+SEEN_MESSAGES = 10_000
+SEEN_FOR = 60.0
 
 
 @attrs.frozen
@@ -94,6 +99,7 @@ class NetworkNode:
         self._control_out: TunnelSession | None = None
         self.running: RunningService | None = None
         self.counters = {"adverts_in": 0, "adverts_out": 0, "looped": 0, "malformed": 0}
+        self._seen: dict[str, float] = {}  # message id → when to forget it (insertion order)
 
     @property
     def id(self) -> str:
@@ -127,6 +133,41 @@ class NetworkNode:
                 cost = link_metric(link.rtt, link.queue_delay)
                 best = cost if best is None else min(best, cost)
         return best if best is not None else link_metric(None, 0.0)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    def _first_time(self, message_id: str) -> bool:
+        now = trio.current_time()
+        while self._seen and (
+            len(self._seen) >= SEEN_MESSAGES or next(iter(self._seen.values())) <= now
+        ):
+            del self._seen[next(iter(self._seen))]
+        if message_id in self._seen:
+            return False
+        self._seen[message_id] = now + SEEN_FOR
+        return True
+
+    async def publish(self, request: PublishRequest) -> None:
+        """A message published through us: to our site's broker, then to every peer the
+        message has not been through (each delivers it once, by id)."""
+        if request.id and not self._first_time(request.id):
+            return
+        assert self.running is not None
+        client = self.running.client
+        await client.publish_here(request)
+        onward = attrs.evolve(request, path=[*request.path, self.id])
+        async with trio.open_nursery() as nursery:
+            for peer in sorted(self._link_peers - set(request.path)):
+                nursery.start_soon(self._publish_to, peer, onward)
+
+    async def _publish_to(self, peer: str, request: PublishRequest) -> None:
+        assert self.running is not None
+        try:
+            await self.running.client.call(
+                NETWORK_SERVICE, PUBLISH_ENDPOINT, request, address=f"tunnel://{peer}"
+            )
+        except errors.Error as exc:
+            log.warning("network %s: publish to %s failed: %s", self.id, peer, exc)
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -251,6 +292,7 @@ async def open_network_node(
     token: str | None = None,
     id: str | None = None,
     name: str = NETWORK_SERVICE,
+    broker: str | None = None,
     options: NetworkOptions | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[NetworkNode]:
@@ -259,7 +301,8 @@ async def open_network_node(
     `registry`: this site's registry URL; `link_transport` carries links between nodes (QUIC
     by default) and listens on `address` (None: dial only, as behind NAT); `peers` are dialled
     and kept; `resolver` finds more every minute; `token`: the network's shared secret.
-    `transport`/`rpc_address`: where the network service listens for this site's clients.
+    `transport`/`rpc_address`: where the network service listens for this site's clients;
+    `broker`: the site's broker, where messages published through the network arrive.
 
     Example::
 
@@ -295,9 +338,9 @@ async def open_network_node(
         node = NetworkNode(info, tunnel, router, options, resolver)
         node._dialled.update(peers)
         tunnel_transport = TunnelTransport(tunnel)
-        service = _network_service(node, name, registry, transport, rpc_address, rng)
+        service = _network_service(node, name, registry, transport, broker, rpc_address, rng)
         service.transports = {tunnel_transport.scheme: tunnel_transport}
-        service.forward(node.routes_for)
+        service.forward(node.routes_for, publish=node.publish)
         async with service.run() as running, open_owned_nursery() as nursery:
             node.running = running
             await nursery.start(tunnel_transport.serve, running.server.serve_connection, node_id)
@@ -323,6 +366,7 @@ def _network_service(
     name: str,
     registry: str,
     transport: str | None,
+    broker: str | None,
     rpc_address: str | None,
     rng: random.Random,
 ) -> Service:
@@ -333,7 +377,7 @@ def _network_service(
         registry=registry,
         transport=transport,
         address=rpc_address,
-        broker="memory://" + node.id,  # the node publishes nothing of its own
+        broker=broker,
         node_metadata={LINK_ADDRESS: node.info.address, "node_id": node.id},
         rng=random.Random(rng.getrandbits(64)),
     )

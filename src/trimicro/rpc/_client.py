@@ -22,6 +22,7 @@ from ..session import ConnectError, ConnectionClosed, SessionError, Transport
 from . import errors
 from ._context import _current_call
 from ._envelope import Cancel, Envelope, ErrorFrame, Request, Response
+from ._forward import PUBLISH_ENDPOINT, PublishRequest
 from ._outlier import FailureKind
 from ._peer import Peer
 from ._retry import RetryBudget, RetryPolicy
@@ -427,11 +428,30 @@ class Client:
         Returns once the broker took responsibility for it (docs/broker.md says what that means
         for each broker); waits while subscribers are behind rather than dropping.
         """
+        body = codec.encode(message)
+        if self.proxy is not None:  # the proxy publishes (and a network node, everywhere)
+            request = PublishRequest(
+                topic, body, codec.content_type, _outgoing_metadata(metadata), _message_id(self)
+            )
+            service = PROXY_SERVICE if is_address(self.proxy) else self.proxy
+            await self.call(service, PUBLISH_ENDPOINT, request)
+            return
         if self._broker is None:
             raise RuntimeError("this client has no broker: open it with a broker URL")
-        body = codec.encode(message)
         await self._broker.publish(
             topic, body, metadata=_outgoing_metadata(metadata), content_type=codec.content_type
+        )
+
+    async def publish_here(self, request: PublishRequest) -> None:
+        """Publish an already-encoded message through this client's own broker (a proxy's
+        job: never through another proxy)."""
+        if self._broker is None:
+            raise errors.unavailable(f"no broker here for {request.topic}", id=CLIENT_ID)
+        await self._broker.publish(
+            request.topic,
+            request.body,
+            metadata=request.metadata,
+            content_type=request.content_type,
         )
 
     async def aclose(self) -> None:
@@ -439,6 +459,14 @@ class Client:
             with trio.CancelScope(shield=True):
                 await peer.conn.aclose()
         self._peers.clear()
+
+
+#: The name a proxy reached by address is called by (its Proxy.* endpoints answer any name).
+PROXY_SERVICE = "trimicro.proxy"
+
+
+def _message_id(client: Client) -> str:
+    return f"{client._rng.getrandbits(128):032x}"
 
 
 def _pinned(node: Node) -> str:

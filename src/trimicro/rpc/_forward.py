@@ -23,11 +23,38 @@ from ._stream import Stream
 if TYPE_CHECKING:
     from ._client import Client
 
-__all__ = ["HOPS", "MAX_HOPS", "Forwarder", "Routes"]
+__all__ = [
+    "HOPS",
+    "MAX_HOPS",
+    "PROXY_ENDPOINTS",
+    "PUBLISH_ENDPOINT",
+    "Forwarder",
+    "PublishRequest",
+    "Routes",
+]
 
 #: Metadata key counting the proxies a request went through.
 HOPS = "trimicro-hops"
 MAX_HOPS = 8
+
+#: A forwarding server answers endpoints in this namespace itself, whatever service the
+#: request names (a client that reaches a proxy by address does not know its name).
+PROXY_ENDPOINTS = "Proxy."
+PUBLISH_ENDPOINT = "Proxy.Publish"
+
+
+@attrs.frozen
+class PublishRequest:
+    """A message a client publishes through a proxy. `id` (unique per message) and `path`
+    (the proxies it went through) let a network of proxies deliver it once, without loops."""
+
+    topic: str
+    body: bytes
+    content_type: str = "application/cbor"
+    metadata: dict[str, str] = attrs.field(factory=dict)
+    id: str = ""
+    path: list[str] = attrs.field(factory=list)
+
 
 #: Addresses to try for a service, best first (a router's lookup); `None` entries mean "the
 #: client's own selection over the registry".

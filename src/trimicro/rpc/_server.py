@@ -31,6 +31,7 @@ from ._envelope import (
     decode,
     encode,
 )
+from ._forward import PROXY_ENDPOINTS
 from ._handler import Handler
 from ._stream import RAW, CallState, SendFrame, Stream
 from ._wrappers import Proceed, WrappedCall, Wrapper, compose
@@ -163,7 +164,11 @@ class RpcServer:
         return None
 
     def _forwarded(self, request: Request) -> bool:
-        return self.forwarder is not None and request.service != self.name
+        if self.forwarder is None or request.service == self.name:
+            return False
+        # The proxy's own endpoints (Proxy.Publish) are answered here, by any name.
+        own = request.endpoint.startswith(PROXY_ENDPOINTS) and request.endpoint in self.handlers
+        return not own
 
     async def _start_call(
         self,

@@ -115,9 +115,15 @@ class SimulatedNetwork:
     _shapes: list[_Shape]
     #: Per site: when its service's `Svc.Sleep` handler ended (cancelled or not).
     sleep_ended: dict[int, float] = attrs.field(factory=dict)
+    #: Per site: the messages its service's subscriber to topic `news` received.
+    received: dict[int, list[Any]] = attrs.field(factory=dict)
 
     def registry(self, index: int) -> str:
         """The registry URL of node `index`'s site."""
+        return f"memory://{self.run}-site{index}"
+
+    def broker(self, index: int) -> str:
+        """The broker URL of node `index`'s site."""
         return f"memory://{self.run}-site{index}"
 
     @property
@@ -155,10 +161,19 @@ class SimulatedNetwork:
         return sum(node.counters["adverts_out"] for node in self.nodes)
 
 
-def _site_service(
-    index: int, registry: str, transport: str, sleep_ended: dict[int, float]
-) -> Service:
-    service = Service(f"svc-{index}", registry=registry, transport=transport, broker="memory://")
+def _site_service(index: int, net: SimulatedNetwork) -> Service:
+    service = Service(
+        f"svc-{index}",
+        registry=net.registry(index),
+        transport=net.transport,
+        broker=net.broker(index),
+    )
+    sleep_ended = net.sleep_ended
+    received = net.received.setdefault(index, [])
+
+    @service.subscribe("news")
+    async def news(message: Any) -> None:
+        received.append(message)
 
     @service.endpoint("Svc.Where")
     async def where(req: None) -> int:
@@ -199,14 +214,14 @@ async def open_simulated_network(
     async with AsyncExitStack() as stack:
         for i in range(n):
             registry = net.registry(i)
-            service = _site_service(i, registry, rpc, net.sleep_ended)
-            await stack.enter_async_context(service.run())
+            await stack.enter_async_context(_site_service(i, net).run())
             node = await stack.enter_async_context(
                 open_network_node(
                     registry=registry,
                     link_transport=_LinkTransport(f"{run}-links", shapes[i]),
                     address=f"{run}-n{i}",
                     transport=rpc,
+                    broker=net.broker(i),
                     rpc_address=f"{run}-net{i}:0",
                     peers=dial[i],
                     token=(tokens or {}).get(i, token),
