@@ -1,4 +1,5 @@
-"""Publish/subscribe: `direct://` (default, no server), `memory://NAME`, `nats://HOST:PORT`.
+"""Publish/subscribe: `direct://` (default, no server), `memory://NAME`, `nats://HOST:PORT`,
+and `TunnelBroker(tunnel)` over a running tunnel (in code: it has no URL form).
 
 Brokers are plugins by URL scheme (entry points `trimicro.brokers`); each factory takes the
 URL and the registry/transport/rng it may need, and returns an async context manager.
@@ -18,6 +19,7 @@ from ._base import BrokerMessage as BrokerMessage
 from ._base import Subscription as Subscription
 from ._context import MessageContext as MessageContext
 from ._context import current_message as current_message
+from ._tunnel import TunnelBroker as TunnelBroker
 
 __all__ = [
     "DEFAULT_BROKER",
@@ -26,6 +28,7 @@ __all__ = [
     "BrokerMessage",
     "MessageContext",
     "Subscription",
+    "TunnelBroker",
     "current_message",
     "open_broker",
 ]

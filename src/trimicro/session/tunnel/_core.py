@@ -7,7 +7,7 @@ timer, in the project's driving shape:
     core.receive(link, raw_message, now)                       # a message arrived on it
     core.link_lost(link, reason, now)                          # its connection broke
     core.listen(channel, now); core.unlisten(channel, now)
-    key = core.dial(channel, mode, now, timeout=...)           # → SessionOpened | DialFailed
+    key = core.dial(channel, mode, now, timeout=..., link=...)  # → SessionOpened | DialFailed
     core.send(key, data, now); core.close_session(key, now)
     core.messages_to_send()                                    # → [(link, message map)]
     core.next_event()                                          # → Event | None
@@ -34,6 +34,7 @@ import attrs
 from . import _auth
 from ._events import (
     LOOPBACK,
+    ChannelsAnnounced,
     DialFailed,
     Event,
     LinkDown,
@@ -112,6 +113,7 @@ class _Dialled:
     link: str | None = None  # the pinned link (unicast), LOOPBACK when looped back
     sent_at: float = 0.0  # when the discover/open went out: an RTT sample
     reached: set[str] = attrs.field(factory=set)  # multicast/broadcast: links sent to
+    only: str | None = None  # unicast on this link only (the caller chose it)
 
 
 @attrs.define
@@ -387,14 +389,17 @@ class TunnelCore:
 
     def _on_announce(self, link: Link, msg: Announce, now: float) -> None:
         expires = now + self.options.mapping_expiry
+        new: list[str] = []
         for channel in msg.channels:
-            if channel not in link.channels and (
-                len(link.channels) >= self.options.max_channels_per_link
-            ):
-                self._counters.channels_refused += 1
-                continue
+            if channel not in link.channels:
+                if len(link.channels) >= self.options.max_channels_per_link:
+                    self._counters.channels_refused += 1
+                    continue
+                new.append(channel)
             link.channels[channel] = now
             heapq.heappush(self._expiries, (expires, link.id, channel))
+        if new:
+            self._events.append(ChannelsAnnounced(link.id, tuple(new)))
         if msg.sid is not None and link.rtt is None:
             pending = self._dialled.get(msg.sid)
             if pending is not None and pending.state == "discover":
@@ -504,26 +509,47 @@ class TunnelCore:
         link = self._links.get(link_id)
         return set(link.channels) if link is not None else set()
 
+    def announced(self) -> dict[str, list[str]]:
+        """Channel → the up links whose peer announced it (unexpired)."""
+        mapping: dict[str, list[str]] = {}
+        for link in self._up_links():
+            for channel in link.channels:
+                mapping.setdefault(channel, []).append(link.id)
+        return mapping
+
+    def listening(self) -> set[str]:
+        """The channels this node listens on."""
+        return set(self._listening)
+
     # --- dialling ------------------------------------------------------------------------
 
     def dial(
-        self, channel: str, mode: Mode, now: float, *, timeout: float | None = None
+        self,
+        channel: str,
+        mode: Mode,
+        now: float,
+        *,
+        timeout: float | None = None,
+        link: str | None = None,
     ) -> SessionKey:
         """Open a session on `channel`. Unicast answers with `SessionOpened` or `DialFailed`
-        (by `now + timeout`); multicast and broadcast are open at once."""
+        (by `now + timeout`); multicast and broadcast are open at once. `link` (unicast
+        only): open on that link, not the best one, and fail rather than move elsewhere."""
+        if link is not None and mode is not Mode.UNICAST:
+            raise ValueError("only a unicast dial can choose its link")
         sid = next(self._sids)
         key = SessionKey(None, sid)
         deadline = now + (self.options.dial_timeout if timeout is None else timeout)
-        session = self._dialled[sid] = _Dialled(channel, mode, deadline)
+        session = self._dialled[sid] = _Dialled(channel, mode, deadline, only=link)
         self._counters.dials += 1
         if mode is not Mode.UNICAST:
             session.state = "open"
             self._events.append(SessionOpened(key))
             if mode is Mode.MULTICAST and not self._links_with(channel):
-                for link in self._up_links():
-                    self._send(link, Discover(channel))
+                for each in self._up_links():
+                    self._send(each, Discover(channel))
             return key
-        if channel in self._listening:
+        if channel in self._listening and link in (None, LOOPBACK):
             session.state, session.link = "open", LOOPBACK
             self._accepted[SessionKey(LOOPBACK, sid)] = _Accepted(channel, mode, LOOPBACK)
             self._events.append(SessionAccepted(SessionKey(LOOPBACK, sid), channel, mode))
@@ -534,6 +560,16 @@ class TunnelCore:
         return key
 
     def _start_unicast(self, sid: int, session: _Dialled, now: float) -> None:
+        if session.only is not None:
+            link = self._links.get(session.only)
+            if link is not None and link.up:
+                self._open_on(link, sid, session, now)
+                return
+            self._forget_dial(sid, session, "the chosen link is gone")
+            self._counters.dials_failed += 1
+            reason = f"link {session.only!r} is not up"
+            self._events.append(DialFailed(SessionKey(None, sid), reason))
+            return
         candidates = self._links_with(session.channel)
         if candidates:
             best = min(candidates, key=lambda link: link.score)

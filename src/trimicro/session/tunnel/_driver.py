@@ -29,6 +29,7 @@ from ...nursery import Backoff, open_owned_nursery
 from .._base import ConnectError, Connection, SessionError, Transport
 from ._core import SessionGone, TunnelCore, TunnelOptions, TunnelStatistics
 from ._events import (
+    ChannelsAnnounced,
     DialFailed,
     Event,
     LinkDown,
@@ -102,6 +103,7 @@ class Tunnel:
         self._full: set[TunnelSession] = set()  # sessions whose reader is behind
         self._link_ids = itertools.count(1)
         self._links_changed = trio.lowlevel.ParkingLot()
+        self._channels_changed = trio.lowlevel.ParkingLot()
         self._timer_wakeup = trio.Event()
         self._armed = float("inf")
 
@@ -120,14 +122,16 @@ class Tunnel:
         *,
         mode: str = "unicast",
         timeout: float | None = None,  # noqa: ASYNC109
+        link: str | None = None,
     ) -> TunnelSession:
         """Open a session on `channel`. Unicast waits for a listener to accept (raises
         `DialError` after `timeout`, default the options' 5 s); multicast and broadcast
-        return at once and reach whoever listens when data is sent."""
+        return at once and reach whoever listens when data is sent. `link` (unicast): open
+        on that link (an id from `links()`/`announced()`) and on no other."""
         kind = _MODES.get(mode)
         if kind is None:
             raise ValueError(f"mode must be one of {sorted(_MODES)}, not {mode!r}")
-        key = self._core.dial(channel, kind, trio.current_time(), timeout=timeout)
+        key = self._core.dial(channel, kind, trio.current_time(), timeout=timeout, link=link)
         session = self._sessions[key] = TunnelSession(self, key, channel, kind)
         pending = self._pending[key] = _Pending()
         self._pump()
@@ -157,6 +161,18 @@ class Tunnel:
 
     def links(self) -> list[str]:
         return self._core.links_up()
+
+    def announced(self) -> dict[str, list[str]]:
+        """Channel → the up links whose peer announced it (a listener is there)."""
+        return self._core.announced()
+
+    def listening(self) -> set[str]:
+        """The channels this node listens on."""
+        return self._core.listening()
+
+    async def wait_announced(self) -> None:
+        """Wait until a peer announces a channel new on its link, or a link comes or goes."""
+        await self._channels_changed.park()
 
     async def wait_links(self, count: int = 1) -> None:
         """Wait until at least `count` links are up."""
@@ -282,6 +298,8 @@ class Tunnel:
                 session._end(event.reason, broken=event.broken)
         elif isinstance(event, LinkUp | LinkDown):
             self._on_link_event(event)
+        elif isinstance(event, ChannelsAnnounced):
+            self._channels_changed.unpark_all()
 
     def _on_link_event(self, event: LinkUp | LinkDown) -> None:
         io = self._ios.get(event.link)
@@ -297,6 +315,7 @@ class Tunnel:
                 io.writable.unpark_all()
                 io.drained.unpark_all()
         self._links_changed.unpark_all()
+        self._channels_changed.unpark_all()
 
     def _on_data(self, event: SessionData) -> None:
         session = self._sessions.get(event.key)

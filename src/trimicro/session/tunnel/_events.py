@@ -8,6 +8,7 @@ from ._messages import Mode
 
 __all__ = [
     "LOOPBACK",
+    "ChannelsAnnounced",
     "DialFailed",
     "Event",
     "LinkDown",
@@ -52,6 +53,14 @@ class LinkDown:
 
 
 @attrs.frozen
+class ChannelsAnnounced:
+    """A link's peer announced channels it was not known to listen on (new mappings)."""
+
+    link: str
+    channels: tuple[str, ...]
+
+
+@attrs.frozen
 class SessionOpened:
     key: SessionKey
 
@@ -85,5 +94,12 @@ class SessionClosed:
 
 
 Event = (
-    LinkUp | LinkDown | SessionOpened | DialFailed | SessionAccepted | SessionData | SessionClosed
+    LinkUp
+    | LinkDown
+    | ChannelsAnnounced
+    | SessionOpened
+    | DialFailed
+    | SessionAccepted
+    | SessionData
+    | SessionClosed
 )
