@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the real servers the plugin tests run against, from Debian, when missing.
+# Install the real servers the plugin tests run against, and the headless Chromium the web
+# dashboard's browser tests drive, from Debian, when missing.
 # Idempotent; needs root (CI and developer machines here are root). Skips quietly when apt is
 # unavailable so a developer without root still runs every other test.
 set -euo pipefail
@@ -8,6 +9,8 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -20,6 +20,7 @@ from ._options import global_options
 from ._output import EXIT_INPUT, Fail
 from ._proxy_cmd import proxy
 from ._run_cmd import run
+from ._web_cmd import web
 
 __all__ = ["cli", "main"]
 
@@ -45,6 +46,7 @@ cli.add_command(publish)
 cli.add_command(subscribe)
 cli.add_command(api)
 cli.add_command(proxy)
+cli.add_command(web)
 cli.add_command(network)
 
 

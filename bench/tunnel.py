@@ -1,6 +1,6 @@
 """Tunnel vs direct QUIC on loopback, in one run: round-trip latency and throughput.
 
-    .venv/bin/python -m tests.session.tunnel.bench_tunnel [--count N] [--size BYTES]
+    python -m bench.tunnel [--count N] [--size BYTES]      # also: nox -s bench
 
 Both sides use the `Connection` API (one CBOR map per message): direct is a QUIC connection;
 tunnel is a `TunnelTransport` session over a tunnel link on a QUIC connection. Prints each

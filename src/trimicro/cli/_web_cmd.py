@@ -1,0 +1,72 @@
+"""`trimicro web`: the web dashboard, until SIGINT/SIGTERM (then it drains)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+from typing import Any
+
+import click
+import trio
+
+from .._config import ConfigError
+from ..nursery import open_owned_nursery
+from ..web import DEFAULT_ADDRESS, Dashboard, serve_dashboard
+from ._options import Globals, global_options, pass_globals
+from ._output import EXIT_INPUT, EXIT_UNREACHABLE, fail
+
+__all__ = ["web"]
+
+
+def check_address(address: str) -> str:
+    """`HOST:PORT` (`[v6]:PORT` for IPv6); a one-line error naming the option otherwise."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535 or not _host_ok(host):
+        fail(f"--address {address!r} is not HOST:PORT", EXIT_INPUT)
+    return address
+
+
+def _host_ok(host: str) -> bool:
+    if host.startswith("[") or host.endswith("]") or ":" in host:
+        # Only a bracketed IPv6 literal may contain colons.
+        try:
+            ipaddress.IPv6Address(host.removeprefix("[").removesuffix("]"))
+        except ValueError:
+            return False
+        return host.startswith("[") and host.endswith("]")
+    return not any(c.isspace() or c in "/?#@" for c in host)
+
+
+async def _first_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for _ in signals:
+            return
+
+
+async def _serve(options: dict[str, Any]) -> None:
+    async with open_owned_nursery() as nursery:  # a start-up failure surfaces unwrapped
+        dashboard: Dashboard = await nursery.start(
+            lambda task_status: serve_dashboard(
+                shutdown_trigger=_first_signal, task_status=task_status, **options
+            )
+        )
+        click.echo(f"serving web dashboard on {dashboard.url}", err=True)
+
+
+@click.command()
+@click.option("--address", default=DEFAULT_ADDRESS, show_default=True, help="Listen HOST:PORT.")
+@global_options
+@pass_globals
+def web(g: Globals, address: str) -> None:
+    """Serve the web dashboard: services, their nodes and schemas, a call form, live."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options: dict[str, Any] = {
+        "address": check_address(address), "registry": g.registry, "transport": g.transport,
+    }  # fmt: skip
+    try:
+        trio.run(_serve, options)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INPUT)
+    except OSError as exc:
+        fail(f"cannot serve the web dashboard on {address}: {exc}", EXIT_UNREACHABLE)

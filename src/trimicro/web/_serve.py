@@ -1,0 +1,116 @@
+"""`open_dashboard`: registry, registry feed, client and HTTP server, owned by one
+`async with`; `serve_dashboard` runs one until a shutdown trigger (the CLI's signals)."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .._config import resolve_registry, resolve_transport
+from ..gateway import HttpLimits, serve_http
+from ..nursery import Backoff, open_owned_nursery, supervise
+from ..registry import open_registry, open_service_cache
+from ..rpc import Client, TransportFor
+from ..session import load_transport
+from ._app import DashboardApp, web_limits
+from ._feed import RegistryFeed
+from ._network import NetworkView
+
+__all__ = ["DEFAULT_ADDRESS", "Dashboard", "open_dashboard", "serve_dashboard"]
+
+log = logging.getLogger("trimicro.web")
+
+DEFAULT_ADDRESS = "127.0.0.1:8082"
+
+
+@attrs.define(eq=False)
+class Dashboard:
+    """A running dashboard: where it listens, and a graceful stop."""
+
+    app: DashboardApp
+    address: str
+    _shutdown: trio.Event
+    _stopped: trio.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    async def drain(self) -> None:
+        """Stop accepting, let requests in flight finish (within the graceful timeout)."""
+        self._shutdown.set()
+        await self._stopped.wait()
+
+
+@asynccontextmanager
+async def open_dashboard(
+    *,
+    address: str = DEFAULT_ADDRESS,
+    registry: str | None = None,
+    transport: str | None = None,
+    network: NetworkView | None = None,
+    limits: HttpLimits | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Dashboard]:
+    """Run the web dashboard for the block; yields it once it listens and watches.
+
+    Example::
+
+        async with trimicro.web.open_dashboard(address="127.0.0.1:0") as dashboard:
+            print(dashboard.url)
+    """
+    limits = limits or web_limits()
+    transport_obj = load_transport(resolve_transport(transport))
+    async with (
+        open_registry(resolve_registry(registry)) as reg,
+        open_service_cache(reg) as cache,
+        open_owned_nursery() as nursery,
+    ):
+        client = Client(nursery, cache, TransportFor(transport_obj), rng=rng or random.Random())
+        feed = RegistryFeed(reg)
+        nursery.start_soon(lambda: supervise(feed.run, name="web-feed", backoff=Backoff()))
+        app = DashboardApp(reg, client, feed, network=network, limits=limits)
+        try:
+            await feed.watching.wait()  # changes from here on reach the live pages
+            yield await _start(nursery, app, address, limits)
+        finally:
+            await client.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def _start(
+    nursery: trio.Nursery, app: DashboardApp, address: str, limits: HttpLimits
+) -> Dashboard:
+    shutdown, stopped = trio.Event(), trio.Event()
+
+    async def serve(task_status: trio.TaskStatus[str]) -> None:
+        try:
+            await serve_http(
+                app, address, limits=limits, shutdown=shutdown, task_status=task_status
+            )
+        finally:
+            stopped.set()
+
+    bound: str = await nursery.start(serve)
+    return Dashboard(app, bound, shutdown, stopped)
+
+
+async def serve_dashboard(
+    *,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    task_status: trio.TaskStatus[Dashboard] = trio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """Run a dashboard (`open_dashboard`'s options) until `shutdown_trigger` returns, then
+    drain gracefully; without a trigger, until cancelled."""
+    async with open_dashboard(**options) as dashboard:
+        log.info("web dashboard on %s", dashboard.url)
+        task_status.started(dashboard)
+        await (shutdown_trigger or trio.sleep_forever)()
+        await dashboard.drain()
