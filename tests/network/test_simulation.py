@@ -73,6 +73,34 @@ async def test_a_partition_withdraws_routes_and_healing_restores_them(
         assert trio.current_time() - healed <= 2 * options.events_interval + 5.0
 
 
+@pytest.mark.parametrize("seed", [1, 2, 5])
+async def test_a_partition_in_two_halves_withdraws_routes_across_it_and_heals(
+    seed: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    options = NetworkOptions()
+    async with open_simulated_network(25, seed=seed) as net:
+        await net.wait_converged()
+        left, right = range(12), range(12, 25)
+
+        def across() -> int:
+            count = 0
+            for here, there in ((left, right), (right, left)):
+                for i in here:
+                    known = {r.service for r in net.nodes[i].routes()}
+                    count += sum(f"svc-{j}" in known for j in there)
+            return count
+
+        net.partition(left)
+        cut = trio.current_time()
+        while across():
+            await trio.sleep(0.5)
+        assert trio.current_time() - cut <= options.prune_after
+        net.heal()
+        healed = trio.current_time()
+        await net.wait_converged()
+        assert trio.current_time() - healed <= 2 * options.events_interval
+
+
 @pytest.mark.parametrize("n", [25, 100])
 async def test_random_networks_converge_within_three_advert_intervals(
     n: int, autojump_clock: trio.testing.MockClock

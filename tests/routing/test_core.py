@@ -273,7 +273,7 @@ def test_ticks_missed_are_skipped_not_bunched() -> None:
     assert math.isinf(RouterCore("idle").get_timer())
 
 
-def test_a_new_learned_route_is_relayed_after_the_batching_delay_not_the_tick() -> None:
+def test_news_is_relayed_after_the_batching_delay_and_other_changes_at_the_tick() -> None:
     core = started(strategy=Strategy.BEST)
     core.receive_advert(advert(RouteEvent(CREATE, remote("s"), 1.0), at=1.0), 1.0)
     core.receive_advert(advert(RouteEvent(CREATE, remote("t"), 1.2), at=1.2), 1.2)
@@ -281,10 +281,18 @@ def test_a_new_learned_route_is_relayed_after_the_batching_delay_not_the_tick() 
     core.handle_timer(1.5)
     (relayed,) = core.adverts_to_send(1.5)
     assert sorted(e.route.service for e in relayed.events) == ["s", "t"]
-    # A change to a known route is not news: it waits for the events tick (and damping).
-    core.receive_advert(advert(RouteEvent(DELETE, remote("s"), 2.0), at=2.0), 2.0)
+    # A new metric for a known route is not news: it waits for the events tick (damping).
+    core.receive_advert(advert(RouteEvent(UPDATE, remote("t", metric=5), 2.0), at=2.0), 2.0)
     core.handle_timer(2.5)
     assert core.adverts_to_send(2.5) == []
+    # A withdrawal is news: it goes after the batching delay, as in BGP.
+    core.receive_advert(advert(RouteEvent(DELETE, remote("s"), 3.0), at=3.0), 3.0)
+    core.handle_timer(3.5)
+    (withdrawn,) = core.adverts_to_send(3.5)
+    assert [(e.type, e.route.service) for e in withdrawn.events] == [(DELETE, "s")]
     core.handle_timer(10.0)
     (tick,) = core.adverts_to_send(10.0)
-    assert [(e.type, e.route.service) for e in tick.events] == [(DELETE, "s")]
+    assert sorted((e.type.name, e.route.service) for e in tick.events) == [
+        ("DELETE", "s"),  # repeated, harmlessly: receivers drop what they already applied
+        ("UPDATE", "t"),
+    ]

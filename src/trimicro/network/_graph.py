@@ -97,10 +97,10 @@ class PeerGraph:
         return node_id in self._peers
 
     def topology(self, depth: int | None = None) -> Topology:
-        """Us at the root, our peers' trees below, cut to `depth` (default the max)."""
+        """Us at the root, then `depth` levels of peers (default and at most the max)."""
         depth = self.max_depth if depth is None or not 0 < depth <= self.max_depth else depth
         peers = tuple(self._peers[i].tree for i in sorted(self._peers))
-        return Topology(self.node, peers).truncated(depth)
+        return Topology(self.node, peers).truncated(depth + 1)
 
     def nodes(self) -> list[NodeInfo]:
         """Every node within the depth, us first, each once (breadth first)."""

@@ -28,12 +28,12 @@ import trio
 from .._service import RunningService, Service
 from ..nursery import open_owned_nursery, run_periodic
 from ..registry import open_registry
-from ..routing import Route, Router, Strategy, open_router
+from ..routing import DEFAULT_DAMPING, DampingParams, Route, Router, Strategy, open_router
 from ..rpc import errors
 from ..rpc._forward import PUBLISH_ENDPOINT, PublishRequest
 from ..session import Transport, load_transport
 from ..session.tunnel import Tunnel, TunnelOptions, TunnelSession, TunnelTransport, open_tunnel
-from ._adverts import NETWORK_LINK, RoutePaths, accept, link_metric, outgoing
+from ._adverts import NETWORK_LINK, RoutePaths, Stamps, accept, link_metric, outgoing
 from ._graph import ANNOUNCE_INTERVAL, PRUNE_AFTER, NodeInfo, PeerGraph
 from ._messages import (
     AdvertMessage,
@@ -72,6 +72,10 @@ class NetworkOptions:
     resolve_interval: float = RESOLVE_INTERVAL
     events_interval: float = 10.0
     table_interval: float = 120.0
+    #: Flap damping of this site's routes, at their origin. Learned routes are not damped
+    #: again at every hop: after a partition, path exploration withdraws and re-learns
+    #: routes many times while the network converges, which is not flapping (RFC 7196).
+    damping: DampingParams = DEFAULT_DAMPING
     tunnel: TunnelOptions | None = None
 
 
@@ -92,6 +96,7 @@ class NetworkNode:
         self.options = options
         self.graph = PeerGraph(info, prune_after=options.prune_after)
         self.paths = RoutePaths()
+        self._stamps = Stamps()
         self._resolver = resolver
         self._dialled: set[str] = set()
         self._link_peers: set[str] = set()
@@ -182,9 +187,16 @@ class NetworkNode:
     async def announce(self) -> None:
         await self._send(self._network_out, PeerAnnounce(self.graph.topology()))
 
+    def _still_routed(self, route: Route) -> bool:
+        """Whether we still have a route to the instance `route` reached (by any gateway)."""
+        return any(
+            r.address == route.address and r.router == route.router
+            for r in self.router.query(route.service, network=route.network)
+        )
+
     async def _pump_adverts(self) -> None:
         async for advert in self.router.adverts:
-            message = outgoing(advert, self.id, self.paths)
+            message = outgoing(advert, self.id, self.paths, self._still_routed, self._stamps)
             if message is not None:
                 self.counters["adverts_out"] += 1
                 await self._send(self._control_out, message)
@@ -243,7 +255,7 @@ class NetworkNode:
     async def _watch_links(self) -> None:
         while True:
             peers = {link.peer for link in self.tunnel.statistics().links if link.peer}
-            for gone in self._link_peers - peers:
+            for gone in sorted(self._link_peers - peers):
                 self._forget(gone, "lost its link")
             joined = peers - self._link_peers
             self._link_peers = peers
@@ -256,6 +268,7 @@ class NetworkNode:
     async def _prune(self) -> None:
         for node_id in self.graph.prune(trio.current_time()):
             self._forget(node_id, f"silent for {self.options.prune_after:g} s")
+        self.paths.retain({route.key for route in self.router.query()})
 
     async def _resolve(self) -> None:
         if self._resolver is None:
@@ -329,6 +342,8 @@ async def open_network_node(
             id=node_id,
             network=options.network,
             strategy=Strategy.BEST,
+            damping=options.damping,
+            damp_learned=False,
             events_interval=options.events_interval,
             table_interval=options.table_interval,
             rng=random.Random(rng.getrandbits(64)),

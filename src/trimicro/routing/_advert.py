@@ -87,9 +87,9 @@ class AdvertLimits:
     max_ttl: float = 600.0
     #: Whole-table answers to solicitations go out at most this often (they are coalesced).
     answer_spacing: float = 1.0
-    #: A route learned for the first time is relayed after this batching delay rather than
-    #: at the next events tick, so news crosses the network at link speed instead of one
-    #: hop per tick. Changes to known routes still wait for the tick (and flap damping).
+    #: A route learned for the first time, or withdrawn, is relayed after this batching
+    #: delay rather than at the next events tick, so news crosses the network at link speed
+    #: instead of one hop per tick. Other changes wait for the tick (and flap damping).
     fresh_delay: float = 0.5
 
 

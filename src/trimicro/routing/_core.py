@@ -95,6 +95,7 @@ class RouterCore:
         events_interval: float = ADVERTISE_EVENTS_INTERVAL,
         table_interval: float = ADVERTISE_TABLE_INTERVAL,
         advert_ttl: float = DEFAULT_ADVERT_TTL,
+        damp_learned: bool = True,
     ) -> None:
         if not (events_interval > 0 and table_interval > 0 and advert_ttl > 0):
             raise ValueError("intervals and the advert TTL must be positive")
@@ -102,6 +103,10 @@ class RouterCore:
         self.limits = limits
         self.events_interval, self.table_interval = events_interval, table_interval
         self.advert_ttl = advert_ttl
+        #: False: only our own routes are damped (at their origin); learned routes, whose
+        #: changes are damped where they start, propagate undamped (the network's choice:
+        #: path exploration after a partition is not flapping, RFC 7196).
+        self.damp_learned = damp_learned
         self.table = Table()
         self.damper = FlapDamper(damping)
         self._versions: dict[str, dict[str, frozenset[str]]] = {}  # service → version → addrs
@@ -114,6 +119,7 @@ class RouterCore:
         self._answer_wanted = False
         self._last_flush = -math.inf
         self._fresh: list[RouteEvent] = []  # first sightings of learned routes, to relay soon
+        self._metric_changes: dict[RouteKey, RouteEvent] = {}  # learned, for the next tick
         self._next_fresh = math.inf
         self._counters = _Counters()
 
@@ -161,16 +167,29 @@ class RouterCore:
         if not admits_event(self.strategy, event.route, self.id):
             return
         route = event.route
+        learned = route.router != self.id
+        news = learned and event.type in (EventType.CREATE, EventType.DELETE)
         first_sighting = (
-            event.type is EventType.CREATE
-            and route.router != self.id
+            news
+            and event.type is EventType.CREATE
             and self.damper.state(route.key) is FlapState.ABSENT
         )
-        if first_sighting:  # not a flap: RFC 2439 penalises changes, not appearances
+        if learned and event.type is EventType.UPDATE:
+            # A learned route's new metric is not a flap: while the network converges after
+            # a partition, path exploration moves metrics many times, and damping that would
+            # suppress healthy routes (RFC 7196). The latest goes out at the events tick.
+            self._metric_changes[route.key] = event
+            return
+        damped = not learned or self.damp_learned
+        if damped and not first_sighting:  # RFC 2439 penalises changes, not appearances
+            self.damper.record(event, now)
+        withdrawal = news and event.type is EventType.DELETE
+        if withdrawal or (news and not self.damper.is_suppressed(route.key)):
+            # News goes out after the batching delay, as in BGP: an unsuppressed route is
+            # advertised at once and a withdrawal always is (damping never keeps a dead
+            # route alive elsewhere). The tick may repeat it, harmlessly.
             self._fresh.append(event)
             self._next_fresh = min(self._next_fresh, now + self.limits.fresh_delay)
-        else:
-            self.damper.record(event, now)
 
     # --- adverts out -------------------------------------------------------------------------
 
@@ -238,21 +257,38 @@ class RouterCore:
 
     def _advertise_events(self, now: float) -> None:
         events = self.damper.tick(now)
+        changes, self._metric_changes = self._metric_changes, {}
+        for key, event in changes.items():
+            current = self.table.get(key) == event.route
+            if current and not self.damper.is_suppressed(key) and self._advertised(event.route):
+                events.append(event)
         if collapses(self.strategy):
             events += self._replacements(events, now)
         self._queue(AdvertType.UPDATE, events, now)
 
+    def _advertised(self, route: Route) -> bool:
+        """Whether the strategy advertises `route` now (under best: it is the best)."""
+        if not collapses(self.strategy):
+            return True
+        candidates = self.table.query(route.service, network=route.network)
+        return route in advertised_routes(self.strategy, candidates, self.id)
+
     def _relay_fresh(self, now: float) -> None:
         """New learned routes, if they are still there and still what we advertise."""
         fresh, self._fresh, self._next_fresh = self._fresh, [], math.inf
-        out = []
+        out: list[RouteEvent] = []
         for event in fresh:
             route = event.route
+            if event.type is EventType.DELETE:
+                if self.table.get(route.key) is None:  # still gone
+                    out.append(event)
+                continue
             if self.table.get(route.key) != route or self.damper.is_suppressed(route.key):
                 continue
-            candidates = self.table.query(route.service, network=route.network)
-            if route in advertised_routes(self.strategy, candidates, self.id):
+            if self._advertised(route):
                 out.append(event)
+        if collapses(self.strategy):
+            out += self._replacements(out, now)
         self._queue(AdvertType.UPDATE, out, now)
 
     def _replacements(self, events: list[RouteEvent], now: float) -> list[RouteEvent]:

@@ -221,6 +221,7 @@ async def open_router(
     events_interval: float = ADVERTISE_EVENTS_INTERVAL,
     table_interval: float = ADVERTISE_TABLE_INTERVAL,
     advert_ttl: float = DEFAULT_ADVERT_TTL,
+    damp_learned: bool = True,
 ) -> AsyncIterator[Router]:
     """Run a router over `registry` until the block ends.
 
@@ -238,6 +239,7 @@ async def open_router(
         events_interval=events_interval,
         table_interval=table_interval,
         advert_ttl=advert_ttl,
+        damp_learned=damp_learned,
     )
     router = Router(core, registry)
     core.replace_local(await _read_registry(registry), trio.current_time())
