@@ -8,9 +8,11 @@ import attrs
 from click.testing import CliRunner
 
 from trimicro.cli import cli
+from trimicro.network import open_network_node
+from trimicro.web import NodeView
 from trimicro.web._graph import MAX_GRAPH_NODES, graph_svg
 
-from .conftest import XSS, http_client, running_dashboard
+from .conftest import XSS, http_client, make_greeter, running_dashboard
 
 
 def _entry(node_id: str, *peers: dict[str, Any]) -> dict[str, Any]:
@@ -69,3 +71,30 @@ def test_bad_address_is_a_one_line_usage_error() -> None:
         assert result.exit_code == 2, (address, result.output)
         assert result.output.strip() == f"trimicro: --address {address!r} is not HOST:PORT"
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+async def test_network_pages_from_a_real_network_node() -> None:
+    async with running_dashboard(make_greeter()) as site:
+        node = await site.stack.enter_async_context(
+            open_network_node(registry=site.registry, address="127.0.0.1:0",
+                              transport="tcp://", rpc_address="127.0.0.1:0")
+        )  # fmt: skip
+        view = NodeView(site.dashboard.app.client, node.rpc_address)
+        site.dashboard.app.network = view
+        async with http_client(site) as http:
+            page = await http.get("/network")
+        nodes = await view.nodes()
+    assert page.status_code == 200, page.text
+    assert f"connected to {node.rpc_address}" in page.text
+    assert f'data-id="{node.id}"' in page.text  # the root of the graph
+    assert [n["id"] for n in nodes] == [node.id]
+    assert f"<td>{node.id}</td>" in page.text
+
+
+async def test_an_unreachable_network_node_is_a_502_page() -> None:
+    async with running_dashboard() as site:
+        site.dashboard.app.network = NodeView(site.dashboard.app.client, "127.0.0.1:1")
+        async with http_client(site) as http:
+            page = await http.get("/network")
+    assert page.status_code == 502
+    assert "network node 127.0.0.1:1" in page.text

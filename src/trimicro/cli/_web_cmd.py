@@ -19,11 +19,11 @@ from ._output import EXIT_INPUT, EXIT_UNREACHABLE, fail
 __all__ = ["web"]
 
 
-def check_address(address: str) -> str:
+def check_address(address: str, flag: str = "--address") -> str:
     """`HOST:PORT` (`[v6]:PORT` for IPv6); a one-line error naming the option otherwise."""
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535 or not _host_ok(host):
-        fail(f"--address {address!r} is not HOST:PORT", EXIT_INPUT)
+        fail(f"{flag} {address!r} is not HOST:PORT", EXIT_INPUT)
     return address
 
 
@@ -56,13 +56,20 @@ async def _serve(options: dict[str, Any]) -> None:
 
 @click.command()
 @click.option("--address", default=DEFAULT_ADDRESS, show_default=True, help="Listen HOST:PORT.")
+@click.option(
+    "--network",
+    "network_node",
+    metavar="ADDRESS",
+    help="A network node's RPC address: adds its nodes, routes and graph at /network.",
+)
 @global_options
 @pass_globals
-def web(g: Globals, address: str) -> None:
+def web(g: Globals, address: str, network_node: str | None) -> None:
     """Serve the web dashboard: services, their nodes and schemas, a call form, live."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options: dict[str, Any] = {
         "address": check_address(address), "registry": g.registry, "transport": g.transport,
+        "network_node": None if network_node is None else check_address(network_node, "--network"),
     }  # fmt: skip
     try:
         trio.run(_serve, options)

@@ -19,6 +19,7 @@ from ._app import DashboardApp as DashboardApp
 from ._app import web_limits as web_limits
 from ._feed import RegistryFeed as RegistryFeed
 from ._network import NetworkView as NetworkView
+from ._network import NodeView as NodeView
 from ._serve import DEFAULT_ADDRESS as DEFAULT_ADDRESS
 from ._serve import Dashboard as Dashboard
 from ._serve import open_dashboard as open_dashboard
@@ -30,6 +31,7 @@ __all__ = [
     "Dashboard",
     "DashboardApp",
     "NetworkView",
+    "NodeView",
     "RegistryFeed",
     "open_dashboard",
     "serve_dashboard",

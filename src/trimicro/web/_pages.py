@@ -156,7 +156,8 @@ def not_connected_page() -> str:
         "<h1>Network</h1>"
         '<p id="network-status" class="empty">not connected to a network node</p>'
         "<p>The dashboard shows the network's nodes, routes and graph when it is given a "
-        "network node to ask (<code>open_dashboard(network=...)</code>, docs/web.md).</p>"
+        "network node to ask: <code>trimicro web --network ADDRESS</code> (the node's RPC "
+        "address).</p>"
     )
     return _layout("network", "network", body)
 

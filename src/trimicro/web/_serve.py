@@ -20,7 +20,7 @@ from ..rpc import Client, TransportFor
 from ..session import load_transport
 from ._app import DashboardApp, web_limits
 from ._feed import RegistryFeed
-from ._network import NetworkView
+from ._network import NetworkView, NodeView
 
 __all__ = ["DEFAULT_ADDRESS", "Dashboard", "open_dashboard", "serve_dashboard"]
 
@@ -55,10 +55,14 @@ async def open_dashboard(
     registry: str | None = None,
     transport: str | None = None,
     network: NetworkView | None = None,
+    network_node: str | None = None,
     limits: HttpLimits | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Dashboard]:
     """Run the web dashboard for the block; yields it once it listens and watches.
+
+    The network pages ask `network`, or else the network node whose RPC address is
+    `network_node`; with neither they say they are not connected.
 
     Example::
 
@@ -75,6 +79,8 @@ async def open_dashboard(
         client = Client(nursery, cache, TransportFor(transport_obj), rng=rng or random.Random())
         feed = RegistryFeed(reg)
         nursery.start_soon(lambda: supervise(feed.run, name="web-feed", backoff=Backoff()))
+        if network is None and network_node is not None:
+            network = NodeView(client, network_node)
         app = DashboardApp(reg, client, feed, network=network, limits=limits)
         try:
             await feed.watching.wait()  # changes from here on reach the live pages
