@@ -21,6 +21,9 @@ def test_demo_tour(site_env: dict[str, str]) -> None:
     assert "caller gave up: True" in out and "was cancelled after" in out
     assert "logger: 20" in out
     assert "failed calls: 0 of 200" in out
+    assert "POST /greeter/say/hello → 200 {'msg': 'Hello Bo'}" in out  # the gateway
+    assert "an error keeps its status: 400" in out
+    assert re.search(r"the web dashboard: http://127\.0\.0\.1:\d+", out)
     # Across the network: a route through node-b, a reply from site b, a deadline that
     # cancelled the handler over there.
     assert "node-a learned weather via node-b" in out

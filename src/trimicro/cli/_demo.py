@@ -15,13 +15,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import attrs
 import click
+import httpx
 import trio
+from rich.console import Console
+from rich.markup import escape
 
 from .. import errors
 from .._service import RunningService, Service, open_client
-from ..network import open_network_node
+from ..gateway import Gateway, open_gateway
+from ..network import NetworkNode, open_network_node
 from ..registry import open_registry
 from ..rpc import Client, Stream, current_call
+from ..web import open_dashboard
 
 __all__ = ["demo"]
 
@@ -127,8 +132,11 @@ async def _running(services: list[Service]) -> AsyncIterator[list[RunningService
         yield [await stack.enter_async_context(s.run()) for s in services]
 
 
+_console = Console(highlight=False, soft_wrap=True)
+
+
 def _step(title: str) -> None:
-    click.secho(f"\n== {title}", bold=True)
+    _console.print(f"\n[bold cyan]==[/] [bold]{escape(title)}[/]")
 
 
 async def _tour(client: Client, observed: _Observed) -> None:
@@ -209,49 +217,71 @@ def _weather(registry: str, cancelled: dict[str, float]) -> Service:
     return weather
 
 
-async def _across_the_network(registry_a: str) -> None:
-    _step("a second site joins: two network nodes link sites a and b over QUIC")
+async def _through_the_gateway(gateway: Gateway) -> None:
+    _step(f"the API gateway at {gateway.url}: HTTP in, RPC out")
+    async with httpx.AsyncClient(base_url=gateway.url) as http:
+        by_path = await http.post("/greeter/say/hello", json={"name": "Bo"})
+        click.echo(f"   POST /greeter/say/hello → {by_path.status_code} {by_path.json()}")
+        error = await http.post("/greeter/say/hello", json={"name": ""})
+        click.echo(f"   an error keeps its status: {error.status_code} {error.json()['detail']!r}")
+
+
+@asynccontextmanager
+async def _second_site(registry_a: str, cancelled: dict[str, float]) -> AsyncIterator[NetworkNode]:
+    """Site b with its own registry and a weather service, joined to site a by two nodes."""
     registry_b = f"{registry_a}-site-b"
-    cancelled: dict[str, float] = {}
     async with (
         _weather(registry_b, cancelled).run(),
-        open_network_node(registry=registry_a, address="127.0.0.1:0", id="node-a") as a,
         open_network_node(
-            registry=registry_b, address="127.0.0.1:0", peers=[a.info.address], id="node-b"
+            registry=registry_a, address="127.0.0.1:0", rpc_address="127.0.0.1:0", id="node-a"
+        ) as a,
+        open_network_node(
+            registry=registry_b,
+            address="127.0.0.1:0",
+            rpc_address="127.0.0.1:0",
+            peers=[a.info.address],
+            id="node-b",
         ),
-        open_client(registry=registry_a, proxy="trimicro.network") as client,
     ):
-        with trio.fail_after(20):
-            while not a.routes(service="weather"):  # noqa: ASYNC110 - the demo shows waiting
-                await trio.sleep(0.1)
-        (route,) = a.routes(service="weather")
-        click.echo(
-            f"   node-a learned weather via {route.gateway} (metric {route.metric}) "
-            f"after the link came up"
-        )
+        yield a
+
+
+async def _across_the_network(a: NetworkNode, registry_a: str, cancelled: dict[str, float]) -> None:
+    _step("a second site joins: two network nodes link sites a and b over QUIC")
+    with trio.fail_after(20):
+        while not a.routes(service="weather"):  # noqa: ASYNC110 - the demo shows waiting
+            await trio.sleep(0.1)
+    (route,) = a.routes(service="weather")
+    click.echo(
+        f"   node-a learned weather via {route.gateway} (metric {route.metric}) "
+        f"after the link came up"
+    )
+    async with open_client(registry=registry_a, proxy="trimicro.network") as client:
         _step("a call in site a reaches weather in site b through TRIMICRO_PROXY")
         reply = await client.call("weather", "Forecast.Today", None)
         click.echo(f"   reply: {reply}")
         _step("a deadline crosses the network: Forecast.Slow(10 s) under a 0.5 s budget")
         with trio.move_on_after(0.5) as scope:
             await client.call("weather", "Forecast.Slow", Work(10.0))
-        with trio.fail_after(5):
-            while "after" not in cancelled:  # noqa: ASYNC110 - the far side reports
-                await trio.sleep(0.01)
-        click.echo(
-            f"   caller gave up: {scope.cancelled_caught}; "
-            f"the handler in site b was cancelled after {cancelled['after']:.2f} s"
-        )
+    with trio.fail_after(5):
+        while "after" not in cancelled:  # noqa: ASYNC110 - the far side reports
+            await trio.sleep(0.01)
+    click.echo(
+        f"   caller gave up: {scope.cancelled_caught}; "
+        f"the handler in site b was cancelled after {cancelled['after']:.2f} s"
+    )
 
 
 async def _demo(serve: bool) -> None:
     observed = _Observed()
     registry = f"memory://demo-{os.getpid()}"
     services = _build_services(observed, registry)
+    cancelled: dict[str, float] = {}
     async with (
         _running(services) as running,
         open_client(registry=registry) as client,
         open_registry(registry) as discovery,
+        open_gateway(address="127.0.0.1:0", registry=registry, namespace="") as gateway,
     ):
         _step("services started (real QUIC listeners on loopback)")
         for r in running:
@@ -262,10 +292,18 @@ async def _demo(serve: bool) -> None:
             click.echo(f"   {r.service.name}: {[n.address for rec in records for n in rec.nodes]}")
         await _tour(client, observed)
         await _node_stops_mid_traffic(client, registry)
-        await _across_the_network(registry)
-        if serve:
-            click.echo("\nserving; press Ctrl-C to stop")
-            await trio.sleep_forever()
+        await _through_the_gateway(gateway)
+        async with (
+            _second_site(registry, cancelled) as node_a,
+            open_dashboard(
+                address="127.0.0.1:0", registry=registry, network_node=node_a.rpc_address
+            ) as dashboard,
+        ):
+            await _across_the_network(node_a, registry, cancelled)
+            _step(f"the web dashboard: {dashboard.url} (services, calls, the network)")
+            if serve:
+                click.echo(f"\nserving; open {dashboard.url} — press Ctrl-C to stop")
+                await trio.sleep_forever()
     click.secho("\ndemo finished: every service deregistered and drained", bold=True)
 
 
