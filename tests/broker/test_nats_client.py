@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import signal
 
 import trio
 import trio.testing
@@ -131,3 +132,33 @@ async def test_reconnect_backoff_at_exact_virtual_times(
     # Dropped at 5: retry after 1 s (fails), 2 s (fails), 4 s (succeeds).
     assert attempts == [0.0, 6.0, 8.0, 12.0]
     assert client.reconnects == 3
+
+
+async def test_a_paused_server_loses_nothing_once_it_resumes() -> None:
+    # SIGSTOP: the socket stays open but nobody reads; the client buffers (bounded) and
+    # carries on when the server wakes, without a reconnect.
+    port = free_port()
+    got: list[int] = []
+    proc = start(port)
+    try:
+        async with open_nats(f"nats://127.0.0.1:{port}") as client:
+            async with client.subscribe("ticks") as messages, trio.open_nursery() as nursery:
+
+                async def collect() -> None:
+                    async for msg in messages:
+                        got.append(int(msg.payload))
+
+                nursery.start_soon(collect)
+                await client.flush()
+                proc.send_signal(signal.SIGSTOP)
+                for seq in range(100):
+                    await client.publish("ticks", str(seq).encode())
+                await trio.sleep(2)
+                assert got == []  # paused: nothing moves
+                proc.send_signal(signal.SIGCONT)
+                await _until(lambda: len(got) >= 100)
+                nursery.cancel_scope.cancel()
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        stop(proc)
+    assert got == list(range(100))
