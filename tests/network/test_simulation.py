@@ -162,3 +162,32 @@ async def test_a_publish_reaches_every_site_once_even_around_a_cycle(
         3: 3,
     }
     assert net.received[3] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_the_registry_resolver_finds_nodes_of_the_same_network(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    from trimicro.network import open_network_node, registry_resolver
+    from trimicro.registry import open_registry
+    from trimicro.session import MemoryTransport
+
+    url = "memory://resolver-site"
+
+    def node(name: str, **extra: object):  # type: ignore[no-untyped-def]
+        return open_network_node(
+            registry=url,
+            link_transport=MemoryTransport("resolver-links"),
+            address=f"link-{name}",
+            transport="memory://resolver-rpc",
+            rpc_address=f"rpc-{name}:0",
+            id=name,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    async with open_registry(url) as registry:
+        finder = registry_resolver(registry, "trimicro.network")
+        async with node("a") as a, node("b", resolver=finder) as b:
+            assert await finder() == ["link-a", "link-b"]
+            await trio.sleep(61)  # the resolver runs at start and every minute
+            assert [p.id for p in b.graph.peers()] == ["a"]
+            assert [p.id for p in a.graph.peers()] == ["b"]
