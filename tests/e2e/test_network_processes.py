@@ -67,6 +67,18 @@ def test_calls_cross_three_sites_with_deadlines_and_routes_go_with_a_node(
     assert at_a[0]["gateway"] == "b" and at_a[0]["link"] == "network"
     assert int(at_a[0]["metric"]) > int(at_c[0]["metric"]) == 1  # type: ignore[call-overload]
 
+    def ask(*command: str) -> object:
+        result = cli("network", *command, "--output", "json", env=sites["a"])
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert ask("connections") == [{"node": "b", "address": f"127.0.0.1:{ports['b']}"}]
+    assert {n["id"] for n in ask("nodes")} == {"a", "b", "c"}  # type: ignore[index,union-attr]
+    assert "greeter" in ask("services")  # type: ignore[operator]
+    graph = ask("graph")
+    assert graph["root"]["node"]["id"] == "a"  # type: ignore[index]
+    assert [p["node"]["id"] for p in graph["root"]["peers"]] == ["b"]  # type: ignore[index]
+
     reply = cli("call", "greeter", "Say.Hello", '{"name": "Ann"}', env=sites["a"])
     assert reply.returncode == 0, reply.stderr
     assert json.loads(reply.stdout) == {"msg": "Hello Ann"}
