@@ -20,6 +20,7 @@ from ._options import global_options
 from ._output import EXIT_INPUT, Fail
 from ._proxy_cmd import proxy
 from ._run_cmd import run
+from ._sidecar_cmd import sidecar
 from ._web_cmd import web
 
 __all__ = ["cli", "main"]
@@ -48,6 +49,7 @@ cli.add_command(api)
 cli.add_command(proxy)
 cli.add_command(web)
 cli.add_command(network)
+cli.add_command(sidecar)
 
 
 def main() -> None:
