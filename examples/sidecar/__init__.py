@@ -19,10 +19,10 @@ Terminal 3 (anyone)::
     trimicro call hello Say.Hello '{"name": "Ann"}'       # → {"msg": "Hello Ann"}
     trimicro call hello Say.Hello '{"name": ""}'          # → exit 1, 400 from hello
     curl -s localhost:8081/registry?service=hello         # the app's record
-    curl -s localhost:8081/rpc -d '{"service": "hello", "endpoint": "Say.Hello",
-                                    "request": {"name": "Bob"}}'
-    curl -s 'localhost:8081/broker?topic=events' -d '{"id": 1}'   # publish
-    trimicro subscribe events                                     # ... and receive
+    curl -s localhost:8081/rpc -H 'Content-Type: application/json' \
+        -d '{"service": "hello", "endpoint": "Say.Hello", "request": {"name": "Bob"}}'
+    trimicro subscribe events &                                   # a subscriber, then
+    curl -s 'localhost:8081/broker?topic=events' -d '{"id": 1}'   # publish to it
 
 Stop the app (Ctrl-C in terminal 1): within one health-check interval `trimicro services`
 no longer lists `hello`; start it again and it is back.

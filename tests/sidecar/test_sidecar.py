@@ -236,3 +236,19 @@ async def test_websocket_without_a_topic_is_refused(app: AppProcess) -> None:
             async with open_websocket(sidecar.address, "/broker"):
                 pass
     assert caught.value.status_code == 400
+
+
+async def test_streaming_calls_over_a_websocket_on_rpc(app: AppProcess) -> None:
+    counter = trimicro.Service("counter")
+
+    @counter.stream_endpoint("Count.Up")
+    async def up(req: dict[str, int], stream: trimicro.Stream[None]) -> None:
+        for i in range(req["to"]):
+            await stream.send({"n": i})
+
+    async with running_sidecar(app, counter) as (sidecar, _):
+        query = '/rpc?service=counter&endpoint=Count.Up&request={"to":3}'
+        async with open_websocket(sidecar.address, query) as ws:
+            with trio.fail_after(5):
+                replies = [json.loads(await ws.get_message()) for _ in range(3)]
+    assert replies == [{"n": 0}, {"n": 1}, {"n": 2}]
