@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nox
+import nox.command
 
 nox.options.sessions = ["tests", "lint", "typing"]
 nox.options.reuse_existing_virtualenvs = True
@@ -30,8 +31,10 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, and the import-layer contracts."""
     session.install("-e", ".", "ruff", "import-linter")
-    session.run("ruff", "check", "src", "tests", "examples", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "examples", "bench", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "examples", "bench", "fuzz", "noxfile.py")
+    session.run(
+        "ruff", "format", "--check", "src", "tests", "examples", "bench", "fuzz", "noxfile.py"
+    )
     session.run("lint-imports")
 
 
@@ -56,6 +59,14 @@ def fuzz(session: nox.Session) -> None:
     session.run(
         "python", "-m", "pytest", "-p", "no:cacheprovider", "-q", "tests/fuzz", *args, env=env
     )
+    # Coverage-guided too, where atheris (libFuzzer) installs: same decoders, same rule.
+    try:
+        session.install("atheris")
+    except nox.command.CommandFailed:
+        session.log("atheris does not install here: the hypothesis targets ran, that is all")
+        return
+    artifacts = f"-artifact_prefix={session.create_tmp()}/"
+    session.run("python", "-m", "fuzz.atheris_targets", "all", f"-runs={inputs}", artifacts)
 
 
 @nox.session(python=PYTHON)
@@ -89,3 +100,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "bench.quic", *session.posargs)
     session.run("python", "-m", "bench.network")
     session.run("python", "-m", "bench.broker")
+    session.run("python", "-m", "bench.tunnel")

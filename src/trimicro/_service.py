@@ -46,6 +46,7 @@ from .rpc._forward import PUBLISH_ENDPOINT, Forwarder, PublishRequest, Routes
 from .rpc._handler import endpoint_name
 from .rpc._metrics import Metrics
 from .rpc._selector import Selector
+from .rpc._server import Fallback
 from .rpc._wrappers import Wrapper
 from .session import Transport, load_transport
 
@@ -137,6 +138,13 @@ class Service:
         self.transports = dict(transports or {})
         self._routes: Routes | None = None
         self._forwarding = False
+        self._fallback: Fallback | None = None
+
+    def fallback(self, fn: Fallback) -> Fallback:
+        """Decorate `async def f(endpoint, request)` to answer unary calls of endpoints not
+        declared here (a sidecar passes them to its app); `request` is plain data."""
+        self._fallback = fn
+        return fn
 
     def forward(
         self,
@@ -265,6 +273,7 @@ class Service:
                 max_concurrency=self.max_concurrency,
                 wrappers=self.wrappers,
                 forwarder=Forwarder(client, self._routes) if self._forwarding else None,
+                fallback=self._fallback,
             )
             self._client = client
             self._started = trio.current_time()

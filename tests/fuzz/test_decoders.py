@@ -113,3 +113,85 @@ def test_structuring(data: object) -> None:
         structure(data, Order)
     except CodecError:
         pass
+
+
+# -- the network's decoders: tunnel messages, adverts, network messages, NATS, gateway paths --
+
+_PLAIN = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    | st.binary(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=5),
+    max_leaves=24,
+)  # fmt: skip
+_TUNNEL_TYPES = ["connect", "auth", "close", "keepalive", "discover", "announce", "open",
+                 "accept", "session", "x"]  # fmt: skip
+
+
+@given(st.sampled_from(_TUNNEL_TYPES), st.dictionaries(st.text(max_size=10), _PLAIN, max_size=6))
+def test_tunnel_message_decoder(kind: str, body: dict[str, object]) -> None:
+    from trimicro.session.tunnel._messages import MalformedMessage, decode
+
+    try:
+        decode({"v": 1, "t": kind, **body})
+    except MalformedMessage:
+        pass
+
+
+@given(_PLAIN)
+def test_advert_decoder(value: object) -> None:
+    from trimicro.routing import MalformedAdvert, advert_from_wire
+
+    for candidate in (value, {"version": 1, "id": "r", "type": 0, "timestamp": 1.0,
+                              "ttl": 30.0, "events": value}):  # fmt: skip
+        try:
+            advert_from_wire(candidate)
+        except MalformedAdvert:
+            pass
+
+
+@given(st.binary(max_size=512))
+def test_network_message_decoder(data: bytes) -> None:
+    from trimicro.network._messages import MalformedMessage, decode
+
+    try:
+        decode(data)
+    except MalformedMessage:
+        pass
+
+
+_NATS_VALID = b"INFO {\"max_payload\":1024}\r\nMSG a.b 1 5\r\nhello\r\nPING\r\n+OK\r\n-ERR 'x'\r\n"
+
+
+@given(st.lists(st.binary(max_size=64) | _mutations(_NATS_VALID), max_size=8))
+def test_nats_parser(chunks: list[bytes]) -> None:
+    from trimicro.broker._nats_proto import NatsProtocol, NatsProtocolError
+
+    protocol = NatsProtocol()
+    try:
+        for chunk in chunks:
+            protocol.receive_data(chunk or b"\r\n")
+            while protocol.next_event() is not None:
+                pass
+    except NatsProtocolError:
+        pass
+
+
+@given(st.text(max_size=80) | st.from_regex(r"/(v\d/)?[a-z]{1,8}(/[a-zA-Z_.-]{0,8}){0,4}"))
+def test_gateway_path_mapping(path: str) -> None:
+    from trimicro.gateway import proxy_route, rpc_route, web_route
+
+    route = rpc_route(path)
+    if route is not None:
+        assert route.service and "." in route.endpoint
+    proxy_route(path)
+    web_route(path)
+
+
+@given(_PLAIN)
+def test_envelope_decoder_takes_any_decoded_value(value: object) -> None:
+    # Found by atheris: a non-map reached `decode` and raised AttributeError.
+    try:
+        decode_envelope(value)  # type: ignore[arg-type]
+    except ProtocolError:
+        pass

@@ -197,3 +197,28 @@ async def test_idle_connections_close_after_their_ttl(
         await trio.sleep(20)  # the sweep runs every 15 s: closed by 75 s of idleness
         assert cluster.client.statistics().connections == 0
         assert await cluster.client.call("greeter", "Say.Hello", {"name": "y"})  # redials
+
+
+async def test_a_fallback_answers_undeclared_unary_endpoints_only() -> None:
+    import trimicro
+    from trimicro.testing import open_cluster
+
+    service = trimicro.Service("app")
+
+    @service.endpoint("Known.Call")
+    async def known(req: None) -> str:
+        return "declared"
+
+    @service.fallback
+    async def anything(endpoint: str, request: object) -> object:
+        return {"endpoint": endpoint, "request": request}
+
+    async with open_cluster(service) as cluster:
+        client = cluster.client
+        assert await client.call("app", "Known.Call", None) == "declared"
+        assert await client.call("app", "Any.Thing", [1, 2]) == {
+            "endpoint": "Any.Thing",
+            "request": [1, 2],
+        }
+        health = await client.call("app", "Debug.Health", None)
+        assert health == {"status": "ok"}

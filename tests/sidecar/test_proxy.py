@@ -89,3 +89,25 @@ async def test_answers_map_to_errors(
 
 async def test_an_empty_2xx_is_null() -> None:
     assert await _proxy(httpx.Response(204), []).post("/x", None, {}) is None
+
+
+async def test_an_undeclared_endpoint_still_reaches_the_app() -> None:
+    from trimicro.sidecar._serve import app_service
+    from trimicro.testing import open_cluster
+
+    seen: list[httpx.Request] = []
+    proxy = _proxy(httpx.Response(200, json={"ok": True}), seen)
+    service = app_service("hello", [parse_endpoint("Say.Hello=/hi")], proxy)
+    async with open_cluster(service) as cluster:
+        client = cluster.client
+        assert await client.call("hello", "Say.Hello", {"a": 1}) == {"ok": True}
+        assert await client.call("hello", "Greeter.SayHello", {"b": 2}) == {"ok": True}
+        with pytest.raises(errors.Error) as caught:  # streams are never guessed at
+            async with client.stream("hello", "Any.Stream") as stream:
+                await stream.receive()
+        assert caught.value.code == 404
+    assert [(r.url.path, json.loads(r.content)) for r in seen] == [
+        ("/hi", {"a": 1}),
+        ("/greeter/say-hello", {"b": 2}),
+    ]
+    await proxy.http.aclose()

@@ -125,10 +125,6 @@ def sidecar(
         version=server_version, health_interval=healthcheck_interval,
         registry=g.registry, transport=g.transport, broker=g.broker,
     )  # fmt: skip
-    if not endpoints:
-        logging.getLogger("trimicro.sidecar").warning(
-            "no --endpoint given: %s answers only Debug.* calls", server_name
-        )
     try:
         trio.run(_serve, options)
     except ConfigError as exc:

@@ -154,6 +154,8 @@ def encode(envelope: Envelope) -> dict[str, Any]:
 
 def decode(message: dict[str, Any]) -> Envelope:
     """The envelope of a wire map; `ProtocolError` names what is wrong."""
+    if not isinstance(message, dict):  # the framing only yields maps; other callers may not
+        raise ProtocolError(f"frame: expected a map, got {type(message).__name__}")
     tag = message.get("t")
     cls = _TYPES.get(tag) if isinstance(tag, str) else None
     if cls is None:

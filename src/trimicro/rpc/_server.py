@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from ._forward import Forwarder
 
 __all__ = ["RpcServer", "ServerStatistics"]
+
+#: `async def fallback(endpoint, request) -> reply` for undeclared unary endpoints.
+Fallback = Callable[[str, Any], Awaitable[Any]]
 
 log = logging.getLogger("trimicro.rpc")
 
@@ -79,12 +82,16 @@ class RpcServer:
         max_concurrency: int = 1024,
         wrappers: Sequence[Wrapper] = (),
         forwarder: Forwarder | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self.wrappers = list(wrappers)
         self.name = name
         #: Requests for another service go here (a proxy); without one they are served by
         #: endpoint name, whatever service they name.
         self.forwarder = forwarder
+        #: Unary calls of endpoints nobody declared go here with the endpoint's name (a
+        #: sidecar's app answers whatever it answers); without one they are 404.
+        self.fallback = fallback
         self.handlers = handlers
         self.client = client
         self.max_concurrency = max_concurrency
@@ -152,6 +159,8 @@ class RpcServer:
             raise ProtocolError(f"call id {request.call} is already in use")
         if self._forwarded(request):
             pass  # whether the endpoint exists, and streams, is the backend's business
+        elif handler is None and self.fallback is not None and not request.stream:
+            pass
         elif handler is None:
             return errors.not_found(f"unknown endpoint {request.endpoint}", id=self.name)
         elif handler.stream != request.stream:
@@ -162,6 +171,18 @@ class RpcServer:
         if self._admitted >= self.max_concurrency:
             return errors.unavailable(f"{self.name} is at capacity", id=self.name)
         return None
+
+    def _handler(self, endpoint: str) -> Handler:
+        handler = self.handlers.get(endpoint)
+        if handler is not None:
+            return handler
+        fallback = self.fallback
+        assert fallback is not None  # `_refusal` let the call in
+
+        async def answer(request: Any) -> Any:
+            return await fallback(endpoint, request)
+
+        return Handler(endpoint, answer)
 
     def _forwarded(self, request: Request) -> bool:
         if self.forwarder is None or request.service == self.name:
@@ -191,7 +212,7 @@ class RpcServer:
         deadline = deadline_from_budget_ns(request.budget)
         call = _ServerCall(
             request=request,
-            handler=None if self._forwarded(request) else self.handlers[request.endpoint],
+            handler=None if self._forwarded(request) else self._handler(request.endpoint),
             state=CallState(request.call),
             scope=trio.CancelScope(deadline=deadline),
         )

@@ -89,6 +89,10 @@ class AppProxy:
         proxied.__name__ = f"proxy_{endpoint.name.replace('.', '_')}"
         return proxied
 
+    async def any_endpoint(self, endpoint: str, request: Any) -> Any:
+        """An endpoint nobody declared: POST to its default path (`Say.Hello` → /say/hello)."""
+        return await self.post(endpoint_path(endpoint), request, _headers(current_call().metadata))
+
     async def post(self, path: str, request: Any, headers: dict[str, str]) -> Any:
         """POST `request` as JSON to `path`; the reply, or the answer as an `errors.Error`."""
         try:

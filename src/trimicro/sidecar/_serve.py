@@ -138,10 +138,12 @@ def _http_client(limits: HttpLimits) -> httpx.AsyncClient:
 def app_service(
     name: str, endpoints: Iterable[AppEndpoint], proxy: AppProxy, **options: Any
 ) -> Service:
-    """The `Service` that stands for the app: each endpoint POSTs to the app."""
+    """The `Service` that stands for the app: each endpoint POSTs to the app, declared ones
+    to their path and any other to its default path (the registry lists only declared ones)."""
     service = Service(name, **options)
     for endpoint in endpoints:
         service.endpoint(endpoint.name)(proxy.handler(endpoint))
+    service.fallback(proxy.any_endpoint)
     return service
 
 
