@@ -19,6 +19,7 @@ class Shape:
     delay: float = 0.0
     blackhole: bool = False
     drop: Callable[[Mapping[str, Any]], bool] | None = None  # True: do not send
+    gate: trio.Event | None = None  # sends wait until it is set (a link that cannot write)
 
 
 class ShapedConnection:
@@ -36,6 +37,8 @@ class ShapedConnection:
     async def send(self, message: Mapping[str, Any]) -> None:
         # Latency, not serialisation: the message carries when it may arrive.
         shape = self._shape
+        if shape.gate is not None:
+            await shape.gate.wait()
         if shape.blackhole or (shape.drop is not None and shape.drop(message)):
             await trio.lowlevel.checkpoint()
             return

@@ -155,6 +155,10 @@ class TunnelCore:
         self._outgoing: list[tuple[str, dict[str, Any]]] = []
         self._events: deque[Event] = deque()
         self._counters = _Counters()
+        self._handlers: dict[type[Any], Any] = {
+            kind: getattr(self, f"_on_{kind.__name__.lower()}")
+            for kind in (Connect, Auth, Close, Keepalive, Discover, Announce, Open, Accept, Data)
+        }
 
     # --- driving -------------------------------------------------------------------------
 
@@ -289,8 +293,7 @@ class TunnelCore:
         if not link.up and not isinstance(message, Connect | Auth | Close):
             self._drop(link, f"{type(message).__name__.lower()} before the link was up", now)
             return
-        handler = getattr(self, f"_on_{type(message).__name__.lower()}")
-        handler(link, message, now)
+        self._handlers[type(message)](link, message, now)
 
     def _on_connect(self, link: Link, msg: Connect, now: float) -> None:
         if link.peer_nonce is not None:
@@ -629,6 +632,19 @@ class TunnelCore:
         link = self._links[accepted.link]
         self._send(link, Data(accepted.channel, key.sid, False, accepted.mode, data))
         return [link.id]
+
+    def send_links(self, key: SessionKey) -> list[str]:
+        """The links a `send` on the session would use now (none: looped back or gone)."""
+        if not key.dialled:
+            accepted = self._accepted.get(key)
+            return [] if accepted is None or accepted.link == LOOPBACK else [accepted.link]
+        session = self._dialled.get(key.sid)
+        if session is None or session.link == LOOPBACK:
+            return []
+        if session.mode is Mode.UNICAST:
+            return [session.link] if session.link else []
+        links = self._links_with(session.channel) if session.mode is Mode.MULTICAST else None
+        return [link.id for link in (self._up_links() if links is None else links)]
 
     def _send_dialled(self, sid: int, data: bytes) -> list[str]:
         session = self._dialled.get(sid)

@@ -347,6 +347,11 @@ class Tunnel:
     # -- used by sessions and listeners ----------------------------------------------------
 
     async def _send(self, session: TunnelSession, data: bytes) -> None:
+        """Wait for room on the session's links (cancellable: nothing is sent yet), then
+        queue the data and yield without raising — a send cancelled there was sent. Only a
+        loopback to a reader that is behind waits after queueing."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        await self._backpressure(self._core.send_links(session.key))
         try:
             links = self._core.send(session.key, data, trio.current_time())
         except SessionGone as exc:
@@ -354,14 +359,13 @@ class Tunnel:
         self._pump()
         if self._full and not links:  # looped back to a reader that is behind
             await self._relieve()
-        await self._backpressure(links)
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _backpressure(self, links: Iterable[str]) -> None:
         for link_id in links:
             io = self._ios.get(link_id)
             while io is not None and io.closing is None and len(io.queue) >= LINK_QUEUE:
                 await io.drained.park()
-        await trio.lowlevel.checkpoint()
 
     def _close_session(self, session: TunnelSession) -> None:
         self._sessions.pop(session.key, None)

@@ -147,10 +147,13 @@ class Accept:
 
 @attrs.frozen
 class Data:
-    channel: str = attrs.field(validator=_text(MAX_CHANNEL))
-    sid: int = attrs.field(validator=_sid)
+    """Session data: the hot path, so no attrs validators — `decode` checks every field by
+    hand (`_decode_data`), and the core builds it only from a session's checked fields."""
+
+    channel: str
+    sid: int
     mine: bool
-    mode: Mode = attrs.field(converter=Mode)
+    mode: Mode
     data: bytes = b""
 
 
@@ -188,7 +191,8 @@ def decode(raw: Any) -> Message:
         raise MalformedMessage("message: expected a map")
     if raw.get("v") != WIRE_VERSION:
         raise MalformedMessage(f"v: unsupported version {raw.get('v')!r}")
-    kind = _TYPES.get(raw.get("t"))  # type: ignore[arg-type]
+    tag = raw.get("t")
+    kind = _TYPES.get(tag) if isinstance(tag, str) else None  # a list key would not hash
     if kind is None:
         raise MalformedMessage(f"t: unknown message type {raw.get('t')!r}")
     if kind is Data:
@@ -215,11 +219,12 @@ def _decode_data(raw: dict[str, Any]) -> Data:
         raise MalformedMessage("session: sid: expected an integer in range")
     if type(mine) is not bool:
         raise MalformedMessage("session: mine: expected a boolean")
-    if type(mode) is not int or mode not in _MODE_VALUES:
+    kind = _MODE_OF.get(mode) if type(mode) is int else None
+    if kind is None:
         raise MalformedMessage(f"session: mode: {mode!r} is not a valid mode")
     if type(data) is not bytes:
         raise MalformedMessage("session: data: expected bytes")
-    return Data(channel, sid, mine, Mode(mode), data)
+    return Data(channel, sid, mine, kind, data)
 
 
-_MODE_VALUES = frozenset(int(m) for m in Mode)
+_MODE_OF = {int(m): m for m in Mode}

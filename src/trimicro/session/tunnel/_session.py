@@ -62,6 +62,10 @@ class TunnelSession:
         await self._tunnel._send(self, data)
 
     async def receive(self) -> bytes:
+        # When data is waiting this is a cancel point but no schedule point (as
+        # StreamConnection.receive): an echo loop handles a message per scheduling round,
+        # not one per two. Cancelled here, nothing was taken.
+        await trio.lowlevel.checkpoint_if_cancelled()
         while not self._buffer:
             if self._closed:
                 raise trio.ClosedResourceError("the session is closed")
@@ -73,7 +77,6 @@ class TunnelSession:
         data = self._buffer.popleft()
         if len(self._buffer) < SESSION_QUEUE:
             self._room.unpark_all()
-        await trio.lowlevel.checkpoint()
         return data
 
     def __aiter__(self) -> AsyncIterator[bytes]:
