@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 def node_b(address: str, token: str) -> Iterator[subprocess.Popen[str]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.session.tunnel.node_b", address, token],
+        [sys.executable, "-m", "examples.tunnel.node_b", address, token],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

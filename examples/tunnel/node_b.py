@@ -1,9 +1,14 @@
-"""Node B for the tunnel e2e test: dials node A over QUIC and serves `greeter` behind it.
+"""Node B of the tunnel example: dials node A over QUIC and serves `greeter` behind it.
 
-    python -m tests.session.tunnel.node_b ADDRESS_WITH_PIN TOKEN
+B has no listening address of its own (think: behind NAT): A reaches it only over the link
+B dialled. Two terminals, from the repository root:
 
-B has no listening address of its own: A can reach it only over the link B dialled. Prints
-`ready` on stdout once the link is up; runs until SIGTERM or SIGINT.
+    python -m examples.tunnel.node_a                      # prints A's address with its pin
+    python -m examples.tunnel.node_b '127.0.0.1:8085?cert_sha256=HEX' secret-token
+
+A then calls `greeter` — served here, behind B — through the tunnel and prints the replies.
+B prints `ready` on stdout once its link is up and runs until SIGTERM or SIGINT
+(tests/e2e/test_tunnel_processes.py runs it as a process, too).
 """
 
 from __future__ import annotations
