@@ -30,6 +30,7 @@ from ._serve import default_namespace as default_namespace
 from ._serve import open_gateway as open_gateway
 from ._serve import serve_gateway as serve_gateway
 from ._serve import serve_http as serve_http
+from ._serve import start_http as start_http
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -48,5 +49,6 @@ __all__ = [
     "rpc_route",
     "serve_gateway",
     "serve_http",
+    "start_http",
     "web_route",
 ]

@@ -189,9 +189,12 @@ def _namespace(namespace: str | None, handler: HandlerName) -> str:
     return default_namespace(handler) if namespace is None else namespace
 
 
-async def _start(
-    nursery: trio.Nursery, app: GatewayApp, address: str, limits: HttpLimits
-) -> Gateway:
+async def start_http(
+    nursery: trio.Nursery, app: Any, address: str, limits: HttpLimits
+) -> tuple[str, trio.Event, trio.Event]:
+    """Serve `app` in `nursery`: (the bound address, the event that starts a graceful
+    shutdown, the event set once the server stopped). The gateway, the dashboard and the
+    sidecar all start this way."""
     shutdown, stopped = trio.Event(), trio.Event()
 
     async def serve(task_status: trio.TaskStatus[str]) -> None:
@@ -203,7 +206,13 @@ async def _start(
             stopped.set()
 
     bound: str = await nursery.start(serve)
-    return Gateway(app, bound, shutdown, stopped)
+    return bound, shutdown, stopped
+
+
+async def _start(
+    nursery: trio.Nursery, app: GatewayApp, address: str, limits: HttpLimits
+) -> Gateway:
+    return Gateway(app, *await start_http(nursery, app, address, limits))
 
 
 async def serve_gateway(

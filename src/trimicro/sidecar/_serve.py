@@ -24,7 +24,7 @@ import trio
 from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
 from .._service import RunningService, Service
 from ..broker import open_broker
-from ..gateway import Backend, HttpLimits, serve_http
+from ..gateway import Backend, HttpLimits, start_http
 from ..nursery import open_owned_nursery
 from ..registry import Node, open_registry, open_service_cache
 from ..rpc import Client, TransportFor
@@ -222,17 +222,7 @@ async def open_sidecar(
 async def _start(
     nursery: trio.Nursery, app: SidecarApp, presence: Presence, address: str, limits: HttpLimits
 ) -> Sidecar:
-    shutdown, stopped = trio.Event(), trio.Event()
-
-    async def serve(task_status: trio.TaskStatus[str]) -> None:
-        try:
-            await serve_http(
-                app, address, limits=limits, shutdown=shutdown, task_status=task_status
-            )
-        finally:
-            stopped.set()
-
-    bound: str = await nursery.start(serve)
+    bound, shutdown, stopped = await start_http(nursery, app, address, limits)
     return Sidecar(app, bound, presence, shutdown, stopped)
 
 

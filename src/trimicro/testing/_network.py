@@ -25,12 +25,12 @@ import trio
 
 from .._service import Service
 from ..network import NetworkNode, NetworkOptions, open_network_node
-from ..session import Connection, ConnectionHandler, MemoryTransport
+from ..session import MemoryTransport
+from ._shaped import Shape, ShapedTransport
 
 __all__ = ["SimulatedNetwork", "open_simulated_network", "random_topology"]
 
 _runs = itertools.count(1)
-_SIDE = "_side"  # extra key on link messages: the sender's side of a partition
 
 
 def random_topology(n: int, rng: random.Random, extra: float = 0.5) -> list[tuple[int, int]]:
@@ -49,70 +49,12 @@ def random_topology(n: int, rng: random.Random, extra: float = 0.5) -> list[tupl
 
 
 @attrs.define
-class _Shape:
-    delay: float
-    side: int = 0
-
-
-class _LinkConnection:
-    def __init__(self, inner: Connection, shape: _Shape) -> None:
-        self._inner, self._shape = inner, shape
-
-    @property
-    def peer(self) -> str:
-        return self._inner.peer
-
-    @property
-    def local(self) -> str:
-        return self._inner.local
-
-    async def send(self, message: Mapping[str, Any]) -> None:
-        arrival = trio.current_time() + self._shape.delay
-        await self._inner.send({**message, "_arrival": arrival, _SIDE: self._shape.side})
-
-    async def receive(self) -> dict[str, Any]:
-        while True:
-            message = await self._inner.receive()
-            await trio.sleep_until(message.pop("_arrival", 0.0))
-            if message.pop(_SIDE, 0) == self._shape.side:
-                return message  # across a partition, messages vanish
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _LinkTransport:
-    """A memory transport whose connections have a delay and a partition side."""
-
-    scheme = "memory"
-
-    def __init__(self, hub: str, shape: _Shape) -> None:
-        self._inner = MemoryTransport(hub)
-        self.shape = shape
-
-    async def serve(
-        self,
-        handler: ConnectionHandler,
-        address: str,
-        *,
-        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        async def shaped(conn: Connection) -> None:
-            await handler(_LinkConnection(conn, self.shape))
-
-        await self._inner.serve(shaped, address, task_status=task_status)
-
-    async def connect(self, nursery: trio.Nursery, address: str) -> Connection:
-        return _LinkConnection(await self._inner.connect(nursery, address), self.shape)
-
-
-@attrs.define
 class SimulatedNetwork:
     nodes: list[NetworkNode]
     edges: list[tuple[int, int]]
     services: list[str]
     run: str
-    _shapes: list[_Shape]
+    _shapes: list[Shape]
     #: Per site: when its service's `Svc.Sleep` handler ended (cancelled or not).
     sleep_ended: dict[int, float] = attrs.field(factory=dict)
     #: Per site: the messages its service's subscriber to topic `news` received.
@@ -206,7 +148,7 @@ async def open_simulated_network(
     edges = random_topology(n, rng) if edges is None else edges
     run = f"sim{next(_runs)}"
     rpc = f"memory://{run}-rpc"
-    shapes = [_Shape(delay) for _ in range(n)]
+    shapes = [Shape(delay) for _ in range(n)]
     dial: dict[int, list[str]] = {i: [] for i in range(n)}
     for a, b in edges:
         dial[b].append(f"{run}-n{a}")  # the higher index dials the lower
@@ -218,7 +160,7 @@ async def open_simulated_network(
             node = await stack.enter_async_context(
                 open_network_node(
                     registry=registry,
-                    link_transport=_LinkTransport(f"{run}-links", shapes[i]),
+                    link_transport=ShapedTransport(MemoryTransport(f"{run}-links"), shapes[i]),
                     address=f"{run}-n{i}",
                     transport=rpc,
                     broker=net.broker(i),

@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from .._config import resolve_registry, resolve_transport
-from ..gateway import HttpLimits, serve_http
+from ..gateway import HttpLimits, start_http
 from ..nursery import Backoff, open_owned_nursery, supervise
 from ..registry import open_registry, open_service_cache
 from ..rpc import Client, TransportFor
@@ -93,18 +93,7 @@ async def open_dashboard(
 async def _start(
     nursery: trio.Nursery, app: DashboardApp, address: str, limits: HttpLimits
 ) -> Dashboard:
-    shutdown, stopped = trio.Event(), trio.Event()
-
-    async def serve(task_status: trio.TaskStatus[str]) -> None:
-        try:
-            await serve_http(
-                app, address, limits=limits, shutdown=shutdown, task_status=task_status
-            )
-        finally:
-            stopped.set()
-
-    bound: str = await nursery.start(serve)
-    return Dashboard(app, bound, shutdown, stopped)
+    return Dashboard(app, *await start_http(nursery, app, address, limits))
 
 
 async def serve_dashboard(
