@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Any
 
 import click
@@ -14,21 +13,16 @@ from ..gateway import DEFAULT_ADDRESS, HANDLERS, Gateway, serve_gateway
 from ..nursery import open_owned_nursery
 from ._options import Globals, global_options, pass_globals
 from ._output import EXIT_INPUT, EXIT_UNREACHABLE, fail
+from ._signals import first_signal
 
 __all__ = ["api"]
-
-
-async def _first_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
 
 
 async def _serve(options: dict[str, Any]) -> None:
     async with open_owned_nursery() as nursery:  # a start-up failure surfaces unwrapped
         gateway: Gateway = await nursery.start(
             lambda task_status: serve_gateway(
-                shutdown_trigger=_first_signal, task_status=task_status, **options
+                shutdown_trigger=first_signal, task_status=task_status, **options
             )
         )
         app = gateway.app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from ..session.tunnel import TunnelOptions
 from ._client_cmds import _run
 from ._options import Globals, global_options, pass_globals
 from ._output import EXIT_INPUT, emit_json, fail
+from ._signals import first_signal
 
 __all__ = ["network"]
 
@@ -138,10 +138,8 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
     async def runner() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(main)
-            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    nursery.cancel_scope.cancel()
-                    break
+            await first_signal()
+            nursery.cancel_scope.cancel()
 
     _run(runner)
 

@@ -4,7 +4,6 @@ deregisters the app and drains)."""
 from __future__ import annotations
 
 import logging
-import signal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,22 +22,17 @@ from ..sidecar import (
 )
 from ._options import Globals, global_options, pass_globals
 from ._output import EXIT_INPUT, EXIT_UNREACHABLE, fail
+from ._signals import first_signal
 from ._web_cmd import check_address
 
 __all__ = ["sidecar"]
-
-
-async def _first_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
 
 
 async def _serve(options: dict[str, Any]) -> None:
     async with open_owned_nursery() as nursery:  # a start-up failure surfaces unwrapped
         sidecar: Sidecar = await nursery.start(
             lambda task_status: serve_sidecar(
-                shutdown_trigger=_first_signal, task_status=task_status, **options
+                shutdown_trigger=first_signal, task_status=task_status, **options
             )
         )
         base_url, _ = app_url(options["server_address"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import signal
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ from ..nursery import open_owned_nursery
 from ..web import DEFAULT_ADDRESS, Dashboard, serve_dashboard
 from ._options import Globals, global_options, pass_globals
 from ._output import EXIT_INPUT, EXIT_UNREACHABLE, fail
+from ._signals import first_signal
 
 __all__ = ["web"]
 
@@ -38,17 +38,11 @@ def _host_ok(host: str) -> bool:
     return not any(c.isspace() or c in "/?#@" for c in host)
 
 
-async def _first_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for _ in signals:
-            return
-
-
 async def _serve(options: dict[str, Any]) -> None:
     async with open_owned_nursery() as nursery:  # a start-up failure surfaces unwrapped
         dashboard: Dashboard = await nursery.start(
             lambda task_status: serve_dashboard(
-                shutdown_trigger=_first_signal, task_status=task_status, **options
+                shutdown_trigger=first_signal, task_status=task_status, **options
             )
         )
         click.echo(f"serving web dashboard on {dashboard.url}", err=True)
