@@ -26,6 +26,7 @@ from ._handlers import web_route as web_route
 from ._limits import HttpLimits as HttpLimits
 from ._serve import DEFAULT_ADDRESS as DEFAULT_ADDRESS
 from ._serve import Gateway as Gateway
+from ._serve import HttpServer as HttpServer
 from ._serve import default_namespace as default_namespace
 from ._serve import open_gateway as open_gateway
 from ._serve import serve_gateway as serve_gateway
@@ -41,6 +42,7 @@ __all__ = [
     "GatewayApp",
     "HandlerName",
     "HttpLimits",
+    "HttpServer",
     "Route",
     "api",
     "default_namespace",

@@ -116,10 +116,9 @@ def default_namespace(handler: HandlerName) -> str:
 
 
 @attrs.define(eq=False)
-class Gateway:
-    """A running gateway: where it listens, and a graceful stop."""
+class HttpServer:
+    """A running HTTP server (see `start_http`): where it listens, and a graceful stop."""
 
-    app: GatewayApp
     address: str
     _shutdown: trio.Event
     _stopped: trio.Event
@@ -132,6 +131,13 @@ class Gateway:
         """Stop accepting, let requests in flight finish (within the graceful timeout)."""
         self._shutdown.set()
         await self._stopped.wait()
+
+
+@attrs.define(eq=False)
+class Gateway(HttpServer):
+    """A running gateway: its app, where it listens, and a graceful stop."""
+
+    app: GatewayApp = attrs.field(kw_only=True)
 
 
 def _http_client(limits: HttpLimits) -> httpx.AsyncClient:
@@ -212,7 +218,7 @@ async def start_http(
 async def _start(
     nursery: trio.Nursery, app: GatewayApp, address: str, limits: HttpLimits
 ) -> Gateway:
-    return Gateway(app, *await start_http(nursery, app, address, limits))
+    return Gateway(*await start_http(nursery, app, address, limits), app=app)
 
 
 async def serve_gateway(

@@ -24,7 +24,7 @@ import trio
 from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
 from .._service import RunningService, Service
 from ..broker import open_broker
-from ..gateway import Backend, HttpLimits, start_http
+from ..gateway import Backend, HttpLimits, HttpServer, start_http
 from ..nursery import open_owned_nursery
 from ..registry import Node, open_registry, open_service_cache
 from ..rpc import Client, TransportFor
@@ -105,24 +105,16 @@ class Presence:
 
 
 @attrs.define(eq=False)
-class Sidecar:
-    """A running sidecar: where its HTTP server listens, and a graceful stop."""
+class Sidecar(HttpServer):
+    """A running sidecar: its app, the app's presence, where it listens, a graceful stop."""
 
-    app: SidecarApp
-    address: str
-    presence: Presence
-    _shutdown: trio.Event
-    _stopped: trio.Event
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
+    app: SidecarApp = attrs.field(kw_only=True)
+    presence: Presence = attrs.field(kw_only=True)
 
     async def drain(self) -> None:
         """Leave the registry (the app's node first), then let HTTP requests finish."""
         await self.presence.stop()
-        self._shutdown.set()
-        await self._stopped.wait()
+        await super().drain()
 
 
 def _http_client(limits: HttpLimits) -> httpx.AsyncClient:
@@ -222,8 +214,7 @@ async def open_sidecar(
 async def _start(
     nursery: trio.Nursery, app: SidecarApp, presence: Presence, address: str, limits: HttpLimits
 ) -> Sidecar:
-    bound, shutdown, stopped = await start_http(nursery, app, address, limits)
-    return Sidecar(app, bound, presence, shutdown, stopped)
+    return Sidecar(*await start_http(nursery, app, address, limits), app=app, presence=presence)
 
 
 async def serve_sidecar(

@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from .._config import resolve_registry, resolve_transport
-from ..gateway import HttpLimits, start_http
+from ..gateway import HttpLimits, HttpServer, start_http
 from ..nursery import Backoff, open_owned_nursery, supervise
 from ..registry import open_registry, open_service_cache
 from ..rpc import Client, TransportFor
@@ -30,22 +30,10 @@ DEFAULT_ADDRESS = "127.0.0.1:8082"
 
 
 @attrs.define(eq=False)
-class Dashboard:
-    """A running dashboard: where it listens, and a graceful stop."""
+class Dashboard(HttpServer):
+    """A running dashboard: its app, where it listens, and a graceful stop."""
 
-    app: DashboardApp
-    address: str
-    _shutdown: trio.Event
-    _stopped: trio.Event
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    async def drain(self) -> None:
-        """Stop accepting, let requests in flight finish (within the graceful timeout)."""
-        self._shutdown.set()
-        await self._stopped.wait()
+    app: DashboardApp = attrs.field(kw_only=True)
 
 
 @asynccontextmanager
@@ -93,7 +81,7 @@ async def open_dashboard(
 async def _start(
     nursery: trio.Nursery, app: DashboardApp, address: str, limits: HttpLimits
 ) -> Dashboard:
-    return Dashboard(app, *await start_http(nursery, app, address, limits))
+    return Dashboard(*await start_http(nursery, app, address, limits), app=app)
 
 
 async def serve_dashboard(
