@@ -28,6 +28,23 @@ def map_exceptions() -> Iterator[None]:
         raise ConnectionClosed(str(exc) or type(exc).__name__) from exc
 
 
+class _Batch:
+    """Frames waiting for the current writer's next `send_all`."""
+
+    __slots__ = ("done", "error", "frames", "retry", "taken")
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.done = trio.Event()
+        self.taken = False  # the writer took it: it is (being) sent
+        self.retry = False  # the writer stopped first: its senders write themselves
+        self.error: str | None = None
+
+
+def _index(frames: list[bytes], frame: bytes) -> int:
+    return next(i for i, f in enumerate(frames) if f is frame)
+
+
 class StreamConnection:
     """Frames over a trio `Stream`. `send` is safe from many tasks; `receive` from one."""
 
@@ -43,7 +60,8 @@ class StreamConnection:
         self._local = local
         self._limits = limits
         self._decoder = FrameDecoder(limits)
-        self._send_lock = trio.Lock()
+        self._writing = False
+        self._next = _Batch()
         self._closed = False
 
     @property
@@ -62,17 +80,52 @@ class StreamConnection:
         if self._closed:
             raise ConnectionClosed("connection is closed")
         frame = encode_frame(message, self._limits)
-        # Uncontended, take the lock without a scheduling round trip: send_all checkpoints.
+        while self._writing:
+            # Someone is writing: join the next batch they send (group commit: one
+            # `send_all` for every frame that arrives during a write).
+            batch = self._next
+            batch.frames.append(frame)
+            try:
+                await batch.done.wait()
+            except BaseException:
+                if not batch.taken:  # never left: take it back, nothing was sent
+                    del batch.frames[_index(batch.frames, frame)]
+                raise
+            if batch.error is not None:
+                raise ConnectionClosed(batch.error)
+            if not batch.retry:
+                return
+            # The writer stopped before taking our batch: write it ourselves.
+        await self._write_as_writer(frame)
+
+    async def _write_as_writer(self, frame: bytes) -> None:
+        self._writing = True
         try:
-            self._send_lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self._send_lock.acquire()
+            await self._send_all(frame)
+            batch = self._next
+            if batch.frames:  # what arrived during our write goes in one more write
+                self._next = _Batch()
+                batch.taken = True
+                try:
+                    await self._send_all(b"".join(batch.frames))
+                except BaseException as exc:
+                    batch.error = str(exc) or type(exc).__name__
+                    raise
+                finally:
+                    batch.done.set()
+        finally:
+            self._writing = False
+            waiting = self._next
+            if waiting.frames:  # later arrivals: one of them becomes the writer
+                self._next = _Batch()
+                waiting.retry = True
+                waiting.done.set()
+
+    async def _send_all(self, data: bytes) -> None:
         try:
-            await self._stream.send_all(frame)
+            await self._stream.send_all(data)
         except _STREAM_ERRORS as exc:
             raise ConnectionClosed(str(exc) or type(exc).__name__) from exc
-        finally:
-            self._send_lock.release()
 
     async def receive(self) -> dict[str, Any]:
         while True:
