@@ -6,8 +6,9 @@ Measures, in one process and one run (each case next to the floor it is judged a
 unary calls over TCP and QUIC (16 B and 64 KiB, 1 and 64 in flight) beside the raw trio TCP
 echo and the raw aioquic framed stream; grpcio's asyncio server and client (the peer users
 would otherwise pick; in a subprocess, as it needs asyncio) for small calls at 64 in flight;
-a proxy hop; publish/subscribe (direct broker vs unary calls); a tunnel session vs a direct
-QUIC connection. Writes `bench/results/report.md` and `bench/results/report.png`.
+a proxy hop; the API gateway's `POST /rpc`; publish/subscribe (direct broker vs unary
+calls); a tunnel session vs a direct QUIC connection. Writes `bench/results/report.md` and
+`bench/results/report.png`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ import attrs
 import trio
 
 import trimicro
+from bench import gateway as gateway_bench
 from bench import quic as quic_bench
 from bench import tunnel as tunnel_bench
 from bench.__main__ import Result, drive, floor_case, trimicro_case
 from bench.broker import _rpc_floor
 from bench.broker import _run as pubsub_run
+from trimicro.gateway import open_gateway
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL, LARGE = b"x" * 16, b"x" * 65536
@@ -136,6 +139,21 @@ async def proxy_hop(seconds: float) -> list[Row]:
                 hop.rate / direct.rate, "")]  # fmt: skip
 
 
+async def gateway(seconds: float) -> list[Row]:
+    async with (
+        gateway_bench._echo_service().run(),
+        open_gateway(
+            address="127.0.0.1:0", registry=gateway_bench.REGISTRY, transport="tcp://"
+        ) as running,
+    ):
+        host, _, port = running.address.rpartition(":")
+        direct, raw, _ = await gateway_bench._case(32, seconds, host, int(port))
+    return [
+        Row("API gateway POST /rpc (TCP backend, 32 in flight)", _calls(raw),
+            f"direct call {_calls(direct)}", raw.rate / direct.rate, "")
+    ]  # fmt: skip
+
+
 async def pubsub(messages: int = 3000) -> list[Row]:
     _, delivered = await pubsub_run("direct://", "memory://bench-rd", "tcp://", messages)
     floor = await _rpc_floor("memory://bench-rf", "tcp://", messages)
@@ -223,6 +241,7 @@ async def main(seconds: float) -> None:
     rows = await unary(seconds)
     rows += await versus_grpc(seconds)
     rows += await proxy_hop(seconds)
+    rows += await gateway(seconds)
     rows += await pubsub()
     rows += await tunnel()
     RESULTS.mkdir(exist_ok=True)
