@@ -18,6 +18,7 @@ import trio
 from .conftest import XSS, make_greeter, running_dashboard
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -65,7 +66,10 @@ async def in_browser(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _wait(driver: WebDriver, condition: Callable[[WebDriver], Any]) -> Any:
-    return WebDriverWait(driver, WAIT).until(condition)
+    # The live list re-renders under us: an element read mid-update is stale, not an error.
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,)).until(
+        condition
+    )
 
 
 def _open(driver: WebDriver, url: str) -> None:
@@ -78,8 +82,13 @@ def _live(driver: WebDriver) -> None:
 
 
 def _listed(driver: WebDriver) -> list[str]:
-    items = driver.find_elements(By.CSS_SELECTOR, "#services li")
-    return [item.get_attribute("data-name") or "" for item in items]
+    for _ in range(WAIT * 10):  # the list may re-render between finding and reading it
+        try:
+            items = driver.find_elements(By.CSS_SELECTOR, "#services li")
+            return [item.get_attribute("data-name") or "" for item in items]
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError("the services list never held still")
 
 
 async def test_the_service_page_renders_a_running_service(browser: WebDriver) -> None:

@@ -102,9 +102,10 @@ class StreamConnection:
         self._writing = True
         try:
             await self._send_all(frame)
-            batch = self._next
-            if batch.frames:  # what arrived during our write goes in one more write
-                self._next = _Batch()
+            # Whatever arrived meanwhile, batch after batch until none is waiting: frames
+            # leave in the order they came (a go-away's "highest call id" relies on it).
+            while self._next.frames:
+                batch, self._next = self._next, _Batch()
                 batch.taken = True
                 try:
                     await self._send_all(b"".join(batch.frames))
@@ -116,7 +117,7 @@ class StreamConnection:
         finally:
             self._writing = False
             waiting = self._next
-            if waiting.frames:  # later arrivals: one of them becomes the writer
+            if waiting.frames:  # we were cancelled or failed first: they write themselves
                 self._next = _Batch()
                 waiting.retry = True
                 waiting.done.set()
