@@ -21,6 +21,9 @@ def test_demo_tour(site_env: dict[str, str]) -> None:
     assert "caller gave up: True" in out and "was cancelled after" in out
     assert "logger: 20" in out
     assert "failed calls: 0 of 200" in out
+    # A real process killed with SIGKILL mid-traffic: no call fails, both nodes answered.
+    assert "failed calls: 0 of 200 (the kill came at 100)" in out
+    assert "'the node that gets killed':" in out and "'the survivor':" in out
     assert "POST /greeter/say/hello → 200 {'msg': 'Hello Bo'}" in out  # the gateway
     assert "an error keeps its status: 400" in out
     assert re.search(r"the web dashboard: http://127\.0\.0\.1:\d+", out)

@@ -2,7 +2,8 @@
 
 It starts real services on loopback QUIC (sharing an in-process registry), then walks through
 discovery, a call, an error, a stream, a deadline that cancels a remote handler, a publish to a
-queue group, a node leaving mid-traffic, and a second site joined by two network nodes, with
+queue group, a node leaving mid-traffic, a node killed with SIGKILL mid-traffic (a real
+process), the API gateway, and a second site joined by two network nodes, with
 calls crossing the network through the proxy, printing what happens. `--serve` keeps
 everything running afterwards for you to explore.
 """
@@ -10,6 +11,8 @@ everything running afterwards for you to explore.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -217,6 +220,57 @@ def _weather(registry: str, cancelled: dict[str, float]) -> Service:
     return weather
 
 
+async def _node_killed() -> None:
+    _step("a node is killed (SIGKILL, a real process) in the middle of 200 calls")
+    registry = f"mdns://?domain=demo{os.getpid()}k"
+    survivor = Service("echo", registry=registry)
+
+    @survivor.endpoint("Echo.Where", idempotent=True)
+    async def where(req: None) -> str:
+        return "the survivor"
+
+    answers: dict[str, int] = {}
+    failures = 0
+    command = [sys.executable, "-m", "trimicro.cli._demo_node", registry]
+    async with survivor.run(), open_client(registry=registry) as client:
+        proc = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+        try:
+            if not await _started(proc, registry):
+                click.echo("   skipped: the node to kill did not start here")
+                return
+            for i in range(200):
+                if i == 100:
+                    proc.kill()
+                try:
+                    answer = await client.call("echo", "Echo.Where", None)
+                    answers[answer] = answers.get(answer, 0) + 1
+                except errors.Error:
+                    failures += 1
+        finally:
+            proc.kill()
+            await proc.wait()
+    click.echo(f"   answers: {answers}; failed calls: {failures} of 200 (the kill came at 100)")
+
+
+async def _started(proc: trio.Process, registry: str) -> bool:
+    """The killable node said "ready" and both nodes are in the registry (bounded)."""
+    assert proc.stdout is not None
+    with trio.move_on_after(15):
+        output = b""
+        while b"ready" not in output:
+            chunk = await proc.stdout.receive_some()
+            if not chunk:
+                return False
+            output += chunk
+        async with open_registry(registry) as registry_client:
+            while True:
+                records = await registry_client.get_service("echo")
+                if sum(len(record.nodes) for record in records) >= 2:
+                    return True
+                await trio.sleep(0.05)
+    return False
+
+
 async def _through_the_gateway(gateway: Gateway) -> None:
     _step(f"the API gateway at {gateway.url}: HTTP in, RPC out")
     async with httpx.AsyncClient(base_url=gateway.url) as http:
@@ -292,6 +346,7 @@ async def _demo(serve: bool) -> None:
             click.echo(f"   {r.service.name}: {[n.address for rec in records for n in rec.nodes]}")
         await _tour(client, observed)
         await _node_stops_mid_traffic(client, registry)
+        await _node_killed()
         await _through_the_gateway(gateway)
         async with (
             _second_site(registry, cancelled) as node_a,
