@@ -8,12 +8,11 @@ gateway's own refusals carry `"id": "trimicro.gateway"`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import attrs
 import httpx
-import trio
 
 from ..codec import json_dumps
 from ..rpc import errors
@@ -22,8 +21,8 @@ from ._http import (
     GATEWAY_ID,
     ClientGone,
     HttpRequest,
-    Message,
     Receive,
+    Responder,
     Scope,
     Send,
     check_head,
@@ -97,27 +96,6 @@ def _preflight_headers(request: HttpRequest, asked: str | None) -> list[tuple[st
     return headers
 
 
-class _Responder:
-    """Wraps ASGI `send`: adds the CORS headers to the response head, remembers whether the
-    head went out (after it, an error can only cut the response short)."""
-
-    def __init__(self, send: Send, extra: Iterable[tuple[str, str]]) -> None:
-        self._send = send
-        self._extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-            if self._extra:
-                message = {**message, "headers": [*message.get("headers", []), *self._extra]}
-        try:
-            await self._send(message)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-            # The connection is going or gone (hypercorn closing it under us counts too).
-            raise ClientGone from None
-
-
 HttpHandler = Callable[[HttpRequest, Receive, Send], Awaitable[None]]
 
 
@@ -155,7 +133,7 @@ class GatewayApp:
         if self.cors.enabled and Cors.is_preflight(request):
             await self.cors.preflight(request, send)
             return
-        responder = _Responder(send, self.cors.headers(request))
+        responder = Responder(send, self.cors.headers(request))
         try:
             await self._route(request, receive, responder)
         except errors.Error as error:
@@ -216,7 +194,7 @@ class GatewayApp:
         await stream_over_websocket(self.backend, request, receive, send, target)
 
 
-async def _answer(responder: _Responder, error: errors.Error) -> None:
+async def _answer(responder: Responder, error: errors.Error) -> None:
     if responder.started:
         # The head is out: all that is left is to cut the response short.
         # Returning now makes hypercorn close the connection mid-body, which the client sees.

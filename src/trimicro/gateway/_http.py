@@ -21,6 +21,7 @@ __all__ = [
     "ClientGone",
     "HttpRequest",
     "Receive",
+    "Responder",
     "Scope",
     "Send",
     "body_chunks",
@@ -225,6 +226,28 @@ async def body_chunks(
 
 class ClientGone(Exception):
     """The client disconnected mid-body: there is nobody to answer."""
+
+
+class Responder:
+    """Wraps ASGI `send`: adds `extra` headers (CORS, security) to the response head,
+    remembers whether the head went out (after it, an error can only cut the response
+    short), and turns a vanished client into `ClientGone`."""
+
+    def __init__(self, send: Send, extra: Iterable[tuple[str, str]] = ()) -> None:
+        self._send = send
+        self._extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            if self._extra:
+                message = {**message, "headers": [*message.get("headers", []), *self._extra]}
+        try:
+            await self._send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+            # The connection is going or gone (hypercorn closing it under us counts too).
+            raise ClientGone from None
 
 
 async def read_body(receive: Receive, request: HttpRequest, limits: HttpLimits) -> bytes:

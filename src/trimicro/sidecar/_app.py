@@ -21,8 +21,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import trio
-
 from ..broker import Broker
 from ..codec import json_dumps, unstructure
 from ..gateway import Backend
@@ -30,8 +28,8 @@ from ..gateway._handlers import rpc_endpoint
 from ..gateway._http import (
     ClientGone,
     HttpRequest,
-    Message,
     Receive,
+    Responder,
     Scope,
     Send,
     check_head,
@@ -51,21 +49,6 @@ __all__ = ["SidecarApp"]
 log = logging.getLogger("trimicro.sidecar")
 
 _REGISTRY_METHODS = "GET, POST, DELETE"
-
-
-class _Send:
-    """Remembers whether the response head went out; a vanished client is `ClientGone`."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        self.started = self.started or message["type"] == "http.response.start"
-        try:
-            await self._send(message)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-            raise ClientGone from None
 
 
 class SidecarApp:
@@ -100,7 +83,7 @@ class SidecarApp:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _http(self, request: HttpRequest, receive: Receive, send: Send) -> None:
-        sender = _Send(send)
+        sender = Responder(send)
         try:
             check_head(request, self.backend.limits)
             await self._route(request, receive, sender)

@@ -32,8 +32,8 @@ from ..gateway import HttpLimits
 from ..gateway._http import (
     ClientGone,
     HttpRequest,
-    Message,
     Receive,
+    Responder,
     Scope,
     Send,
     check_head,
@@ -130,24 +130,6 @@ def _event_message(event: WatchEvent) -> dict[str, Any]:
             "version": record.version, "nodes": len(record.nodes)}  # fmt: skip
 
 
-class _SecureSend:
-    """Adds the security headers to every response head; a vanished client is `ClientGone`."""
-
-    def __init__(self, send: Send) -> None:
-        self._send = send
-        self.started = False
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            self.started = True
-            extra = [(k.encode(), v.encode()) for k, v in _SECURITY_HEADERS]
-            message = {**message, "headers": [*message.get("headers", []), *extra]}
-        try:
-            await self._send(message)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
-            raise ClientGone from None
-
-
 class DashboardApp:
     """The web dashboard (an ASGI 3 app); `open_dashboard` wires it up and serves it."""
 
@@ -169,13 +151,15 @@ class DashboardApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(HttpRequest.from_scope(scope), receive, _SecureSend(send))
+            await self._http(
+                HttpRequest.from_scope(scope), receive, Responder(send, _SECURITY_HEADERS)
+            )
         elif scope["type"] == "websocket":
             await self._websocket(HttpRequest.from_scope(scope), receive, send)
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    async def _http(self, request: HttpRequest, receive: Receive, send: _SecureSend) -> None:
+    async def _http(self, request: HttpRequest, receive: Receive, send: Responder) -> None:
         try:
             check_head(request, self.limits)
             await self._route(request, receive, send)
