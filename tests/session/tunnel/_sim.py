@@ -1,8 +1,10 @@
 """A discrete-event simulator for tunnel cores: wires with one-way delays, a shared clock.
 
 Messages go through real CBOR (encode, hardened decode) so what a core receives is what a
-peer would. A `LinkDown` on one side closes the wire, and the other side then sees
-`link_lost`, as the driver's closing of the connection would cause.
+peer would; what one flush takes from a core for a link is packed as the driver's writer
+packs a drained queue (`core.pack`: consecutive session messages as one `batch`). A
+`LinkDown` on one side closes the wire, and the other side then sees `link_lost`, as the
+driver's closing of the connection would cause.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Sim:
         self.wires: dict[tuple[str, str], Wire] = {}  # (core, link) → wire
         self.sent: list[tuple[float, str, str, dict[str, Any]]] = []  # every message
         self.filter: Filter | None = None
+        self.frames = 0  # link frames put on wires (a batch is one)
         self._queue: list[tuple[float, int, str, str, bytes]] = []
         self._seq = itertools.count()
         self._links = itertools.count(1)
@@ -79,21 +82,29 @@ class Sim:
         while busy:
             busy = False
             for name, core in self.cores.items():
+                drained: dict[str, list[dict[str, Any]]] = {}
                 for link, message in core.messages_to_send():
                     busy = True
-                    self._put(name, link, message)
+                    if self._keep(name, link, message):
+                        drained.setdefault(link, []).append(message)
+                for link, messages in drained.items():
+                    for frame in core.pack(link, messages):
+                        self._put(name, link, frame)
                 while (event := core.next_event()) is not None:
                     busy = True
                     self.events[name].append((self.now, event))
                     if isinstance(event, LinkDown):
                         self._close_wire(name, event.link)
 
+    def _keep(self, name: str, link: str, message: dict[str, Any]) -> bool:
+        """Log a message a core sent; False: the filter drops it."""
+        self.sent.append((self.now, name, link, message))
+        return self.filter is None or self.filter(name, link, message)
+
     def _put(self, name: str, link: str, message: dict[str, Any]) -> None:
         wire = self.wires.get((name, link))
-        self.sent.append((self.now, name, link, message))
+        self.frames += 1
         if wire is None or wire.silent:
-            return
-        if self.filter is not None and not self.filter(name, link, message):
             return
         dest, dest_link = (wire.b, wire.b_link) if name == wire.a else (wire.a, wire.a_link)
         item = (self.now + wire.delay, next(self._seq), dest, dest_link, cbor_dumps(message))

@@ -38,7 +38,9 @@ async def test_a_send_cancelled_while_the_link_is_full_sends_nothing(
                 if scope.cancelled_caught:
                     break
                 sent += 1
-            assert sent == LINK_QUEUE + 1  # one in the writer's hands, the queue full
+            # The queue full, and what the writer took in one batch before its write stuck
+            # (at least one message; scheduling order decides how many).
+            assert LINK_QUEUE < sent <= 2 * LINK_QUEUE
             shape.gate.set()
             got = [await accepted.receive() for _ in range(sent)]
             assert got == [b"%d" % i for i in range(sent)]

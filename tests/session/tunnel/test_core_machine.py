@@ -75,15 +75,16 @@ class TunnelMachine(RuleBasedStateMachine):
         self._absorb()
 
     @precondition(lambda self: self.open)
-    @rule(data=st.data(), close=st.booleans())
-    def use_session(self, data: st.DataObject, close: bool) -> None:
+    @rule(data=st.data(), close=st.booleans(), burst=st.integers(1, 4))
+    def use_session(self, data: st.DataObject, close: bool, burst: int) -> None:
         name, key = data.draw(st.sampled_from(sorted(self.open, key=repr)))
         core = self.sim.cores[name]
         if close:
             core.close_session(key, self.sim.now)
             self.open.discard((name, key))
         else:
-            core.send(key, b"data", self.sim.now)  # an open session must accept data
+            for _ in range(burst):  # several in one flush: a batch
+                core.send(key, b"data", self.sim.now)  # an open session must accept data
         self.sim.flush()
         self._absorb()
 

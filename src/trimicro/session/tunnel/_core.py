@@ -51,6 +51,7 @@ from ._messages import (
     Accept,
     Announce,
     Auth,
+    Batch,
     Close,
     Connect,
     Data,
@@ -62,9 +63,12 @@ from ._messages import (
     Open,
     decode,
     encode,
+    pack,
 )
 
 __all__ = ["SessionGone", "TunnelCore", "TunnelOptions", "TunnelStatistics"]
+
+_KINDS = (Connect, Auth, Close, Keepalive, Discover, Announce, Open, Accept, Data, Batch)
 
 
 class SessionGone(Exception):
@@ -156,8 +160,7 @@ class TunnelCore:
         self._events: deque[Event] = deque()
         self._counters = _Counters()
         self._handlers: dict[type[Any], Any] = {
-            kind: getattr(self, f"_on_{kind.__name__.lower()}")
-            for kind in (Connect, Auth, Close, Keepalive, Discover, Announce, Open, Accept, Data)
+            kind: getattr(self, f"_on_{kind.__name__.lower()}") for kind in _KINDS
         }
 
     # --- driving -------------------------------------------------------------------------
@@ -224,7 +227,7 @@ class TunnelCore:
             raise ValueError(f"link id {link_id!r} is empty or in use")
         link = Link(link_id, dialled, nonce, now, local_fp, remote_fp, last_received=now)
         self._links[link_id] = link
-        self._send(link, Connect(self.id, nonce, auth=self._token is not None))
+        self._send(link, Connect(self.id, nonce, auth=self._token is not None, batch=True))
 
     def link_lost(self, link_id: str, reason: str, now: float) -> None:
         """The link's connection broke or ended."""
@@ -243,6 +246,12 @@ class TunnelCore:
 
     def links_up(self) -> list[str]:
         return [link.id for link in self._links.values() if link.up]
+
+    def pack(self, link_id: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """What the driver took from a link's send queue → the frames to send, in order:
+        consecutive session messages as one `batch` when the peer decodes batches."""
+        link = self._links.get(link_id)
+        return pack(messages) if link is not None and link.peer_batch else messages
 
     def record_queue_delay(self, link_id: str, seconds: float) -> None:
         """The driver measured how long a message waited in the link's send queue."""
@@ -302,7 +311,7 @@ class TunnelCore:
         if msg.id == self.id:
             self._drop(link, "loopback link: this tunnel dialled itself", now)
             return
-        link.peer, link.peer_nonce = msg.id, msg.nonce
+        link.peer, link.peer_nonce, link.peer_batch = msg.id, msg.nonce, msg.batch
         if self._token is None and msg.auth:
             self._counters.auth_failures += 1
             self._drop(link, "peer requires a network token; none is set here", now)
@@ -447,27 +456,48 @@ class TunnelCore:
         self._events.append(SessionOpened(SessionKey(None, msg.sid)))
 
     def _on_data(self, link: Link, msg: Data, now: float) -> None:
-        if not msg.mine:
-            session = self._dialled.get(msg.sid)
+        key = self._data_key(link, msg.channel, msg.sid, msg.mine, msg.mode)
+        if key is not None:
+            self._events.append(SessionData(key, msg.data))
+
+    def _on_batch(self, link: Link, msg: Batch, now: float) -> None:
+        """Each run as that many `session` messages, in order."""
+        events = self._events
+        for channel, sid, mine, mode, payloads in msg.runs:
+            link.messages_in += len(payloads)
+            key = self._data_key(link, channel, sid, mine, mode)
+            if key is None:
+                self._counters.data_dropped += len(payloads) - 1
+                continue
+            for data in payloads:
+                events.append(SessionData(key, data))
+        link.messages_in -= 1  # `receive` counted the frame
+
+    def _data_key(
+        self, link: Link, channel: str, sid: int, mine: bool, mode: Mode
+    ) -> SessionKey | None:
+        """The session data on `link` is for (accepting it on first data for multicast and
+        broadcast); None: dropped (counted; an unknown unicast session is told to close)."""
+        if not mine:
+            session = self._dialled.get(sid)
             if (
                 session is None
                 or session.state != "open"
                 or (session.mode is Mode.UNICAST and session.link != link.id)
             ):
                 self._counters.data_dropped += 1
-                return
-            self._events.append(SessionData(SessionKey(None, msg.sid), msg.data))
-            return
-        key = SessionKey(link.id, msg.sid)
+                return None
+            return SessionKey(None, sid)
+        key = SessionKey(link.id, sid)
         if key not in self._accepted:
-            if msg.mode is Mode.UNICAST or msg.channel not in self._listening:
+            if mode is Mode.UNICAST or channel not in self._listening:
                 self._counters.data_dropped += 1
-                if msg.mode is Mode.UNICAST:
-                    self._send(link, Close("no such session", sid=msg.sid, mine=False))
-                return
-            if not self._admit(link, key, msg.channel, msg.mode):
-                return
-        self._events.append(SessionData(key, msg.data))
+                if mode is Mode.UNICAST:
+                    self._send(link, Close("no such session", sid=sid, mine=False))
+                return None
+            if not self._admit(link, key, channel, mode):
+                return None
+        return key
 
     # --- channels ------------------------------------------------------------------------
 

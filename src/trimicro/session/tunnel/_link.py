@@ -57,6 +57,7 @@ class Link:
     remote_fp: str = ""
     peer: str = ""
     peer_nonce: bytes | None = None
+    peer_batch: bool = False  # the peer's connect said it decodes `batch` messages
     up: bool = False
     up_since: float | None = None
     rtt: float | None = None

@@ -1,6 +1,6 @@
 """Tunnel messages on the wire (sans-io): one CBOR map each, with a version field.
 
-    {"v": 1, "t": "connect", "id": text, "nonce": bytes, "auth": bool}
+    {"v": 1, "t": "connect", "id": text, "nonce": bytes, "auth": bool, "batch": bool}
     {"v": 1, "t": "auth", "proof": bytes(32)}
     {"v": 1, "t": "close", "reason": text, "channel": text, "sid": int | null, "mine": bool}
     {"v": 1, "t": "keepalive", "seq": int, "echo": bool}
@@ -10,13 +10,20 @@
     {"v": 1, "t": "accept", "sid": int}
     {"v": 1, "t": "session", "channel": text, "sid": int, "mine": bool, "mode": 0|1|2,
      "data": bytes}
+    {"v": 1, "t": "batch", "runs": [[channel, sid, mine, mode, [data, ...]], ...]}
+
+A `batch` carries several session messages in one link frame, in the order they were sent:
+each run is consecutive messages of one session (the `session` fields, then its payloads).
+It is sent only to a peer whose `connect` said `batch: true` (a peer from before batches
+omits the field, gets single `session` messages and never sees a `batch`); a batch holds at
+most `MAX_BATCH` messages and `MAX_BATCH_BYTES` of data, and a run at least one payload.
 
 Session ids are numbers chosen by the side that dialled the session; `mine` says whether
 the sender is that side, so each end keys sessions without any chance of collision. A close
 with neither channel nor sid closes the link; with a channel only, it withdraws an announce.
 Decoding is strict (codec structuring: types checked, field path named) and bounded: text,
-nonces and announce lists have caps; anything else is a `MalformedMessage`, which closes only
-the link it came on.
+nonces, announce lists and batches have caps; anything else is a `MalformedMessage`, which
+closes only the link it came on.
 """
 
 from __future__ import annotations
@@ -30,11 +37,14 @@ from ...codec import CodecError, structure, unstructure
 
 __all__ = [
     "MAX_ANNOUNCE",
+    "MAX_BATCH",
+    "MAX_BATCH_BYTES",
     "MAX_CHANNEL",
     "WIRE_VERSION",
     "Accept",
     "Announce",
     "Auth",
+    "Batch",
     "Close",
     "Connect",
     "Data",
@@ -46,6 +56,7 @@ __all__ = [
     "Open",
     "decode",
     "encode",
+    "pack",
 ]
 
 WIRE_VERSION = 1
@@ -58,6 +69,10 @@ MAX_REASON = 512
 NONCE_SIZE = 16
 PROOF_SIZE = 32
 MAX_SID = 2**63 - 1
+#: Most session messages in one `batch`, and most bytes of session data in one (with every
+#: run's own fields it stays well under a link frame's 4 MiB; a longer message goes alone).
+MAX_BATCH = 1024
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 class MalformedMessage(ValueError):
@@ -95,6 +110,7 @@ class Connect:
     id: str = attrs.field(validator=_text(MAX_ID))
     nonce: bytes = attrs.field(validator=attrs.validators.min_len(NONCE_SIZE))
     auth: bool = False
+    batch: bool = False  # the sender decodes `batch` messages
 
     def __attrs_post_init__(self) -> None:
         if len(self.nonce) > 4 * NONCE_SIZE:
@@ -157,7 +173,18 @@ class Data:
     data: bytes = b""
 
 
-Message = Connect | Auth | Close | Keepalive | Discover | Announce | Open | Accept | Data
+#: One run of a batch: (channel, sid, mine, mode, payloads) — a session's consecutive data.
+Run = tuple[str, int, bool, Mode, list[bytes]]
+
+
+@attrs.frozen
+class Batch:
+    """Session data of several messages (built by `pack`, checked by `decode` by hand)."""
+
+    runs: tuple[Run, ...]
+
+
+Message = Connect | Auth | Close | Keepalive | Discover | Announce | Open | Accept | Data | Batch
 
 _TYPES: dict[str, type[Any]] = {
     "connect": Connect,
@@ -169,6 +196,7 @@ _TYPES: dict[str, type[Any]] = {
     "open": Open,
     "accept": Accept,
     "session": Data,
+    "batch": Batch,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 
@@ -179,6 +207,9 @@ def encode(message: Message) -> dict[str, Any]:
         return {"v": WIRE_VERSION, "t": "session", "channel": message.channel,
                 "sid": message.sid, "mine": message.mine, "mode": int(message.mode),
                 "data": message.data}  # fmt: skip
+    if type(message) is Batch:
+        runs = [[c, s, m, int(k), list(p)] for c, s, m, k, p in message.runs]
+        return {"v": WIRE_VERSION, "t": "batch", "runs": runs}
     body: dict[str, Any] = unstructure(message)
     if isinstance(message, Announce):
         body["channels"] = list(message.channels)
@@ -197,6 +228,8 @@ def decode(raw: Any) -> Message:
         raise MalformedMessage(f"t: unknown message type {raw.get('t')!r}")
     if kind is Data:
         return _decode_data(raw)
+    if kind is Batch:
+        return _decode_batch(raw)
     body = {k: v for k, v in raw.items() if k not in ("v", "t")}
     channels = body.get("channels") if kind is Announce else None
     if isinstance(channels, list) and len(channels) > MAX_ANNOUNCE:  # before structuring
@@ -210,21 +243,91 @@ def decode(raw: Any) -> Message:
 
 def _decode_data(raw: dict[str, Any]) -> Data:
     """The hot path: session data checked by hand (same rules as the structured path)."""
+    channel: Any
+    sid: Any
+    mine: Any
     channel, sid, mine, mode, data = (
         raw.get(k) for k in ("channel", "sid", "mine", "mode", "data")
     )
-    if type(channel) is not str or len(channel) > MAX_CHANNEL:
-        raise MalformedMessage("session: channel: expected a string of at most 256 chars")
-    if type(sid) is not int or not 0 <= sid <= MAX_SID:
-        raise MalformedMessage("session: sid: expected an integer in range")
-    if type(mine) is not bool:
-        raise MalformedMessage("session: mine: expected a boolean")
-    kind = _MODE_OF.get(mode) if type(mode) is int else None
-    if kind is None:
-        raise MalformedMessage(f"session: mode: {mode!r} is not a valid mode")
+    kind = _check_session("session", channel, sid, mine, mode)
     if type(data) is not bytes:
         raise MalformedMessage("session: data: expected bytes")
     return Data(channel, sid, mine, kind, data)
+
+
+def _check_session(where: str, channel: Any, sid: Any, mine: Any, mode: Any) -> Mode:
+    if type(channel) is not str or len(channel) > MAX_CHANNEL:
+        raise MalformedMessage(f"{where}: channel: expected a string of at most 256 chars")
+    if type(sid) is not int or not 0 <= sid <= MAX_SID:
+        raise MalformedMessage(f"{where}: sid: expected an integer in range")
+    if type(mine) is not bool:
+        raise MalformedMessage(f"{where}: mine: expected a boolean")
+    kind = _MODE_OF.get(mode) if type(mode) is int else None
+    if kind is None:
+        raise MalformedMessage(f"{where}: mode: {mode!r} is not a valid mode")
+    return kind
+
+
+def _decode_batch(raw: dict[str, Any]) -> Batch:
+    """A batch, checked by hand: every run as a `session`, the caps before the payloads."""
+    runs = raw.get("runs")
+    if type(runs) is not list or not runs:
+        raise MalformedMessage("batch: runs: expected a non-empty list")
+    if len(runs) > MAX_BATCH:
+        raise MalformedMessage(f"batch: more than {MAX_BATCH} runs")
+    count = size = 0
+    out: list[Run] = []
+    for run in runs:
+        if type(run) is not list or len(run) != 5:
+            raise MalformedMessage("batch: a run is not [channel, sid, mine, mode, payloads]")
+        channel, sid, mine, mode, payloads = run
+        kind = _check_session("batch", channel, sid, mine, mode)
+        if type(payloads) is not list or not payloads:
+            raise MalformedMessage("batch: payloads: expected a non-empty list")
+        count += len(payloads)
+        if count > MAX_BATCH:
+            raise MalformedMessage(f"batch: more than {MAX_BATCH} messages")
+        for data in payloads:
+            if type(data) is not bytes:
+                raise MalformedMessage("batch: data: expected bytes")
+            size += len(data)
+        if size > MAX_BATCH_BYTES:
+            raise MalformedMessage(f"batch: more than {MAX_BATCH_BYTES} bytes of data")
+        out.append((channel, sid, mine, kind, payloads))
+    return Batch(tuple(out))
+
+
+def pack(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Encoded messages → the same with consecutive `session` maps merged into `batch` maps
+    (each within `MAX_BATCH` and `MAX_BATCH_BYTES`; a lone one stays a `session`), in order.
+    For a peer whose `connect` said `batch: true`."""
+    out: list[dict[str, Any]] = []
+    runs: list[list[Any]] = []
+    first: dict[str, Any] | None = None  # the batch's first message, while it is alone
+    count = size = 0
+    for message in messages:
+        data = message.get("data") if message["t"] == "session" else None
+        if data is None or len(data) > MAX_BATCH_BYTES:
+            out.append(message)
+            count = 0  # the next session message starts a new batch
+            continue
+        sid, mine = message["sid"], message["mine"]
+        if count == 0 or count >= MAX_BATCH or size + len(data) > MAX_BATCH_BYTES:
+            runs, first, count, size = [], message, 0, 0
+            out.append(message)
+        elif first is not None:  # a second message: the lone session map becomes a batch
+            runs.append([first["channel"], first["sid"], first["mine"], first["mode"],
+                         [first["data"]]])  # fmt: skip
+            out[-1], first = {"v": WIRE_VERSION, "t": "batch", "runs": runs}, None
+        if count:
+            last = runs[-1]
+            if last[1] == sid and last[2] == mine:
+                last[4].append(data)
+            else:
+                runs.append([message["channel"], sid, mine, message["mode"], [data]])
+        count += 1
+        size += len(data)
+    return out
 
 
 _MODE_OF = {int(m): m for m in Mode}
