@@ -17,6 +17,7 @@ from ._errors import FrameTooLarge, ProtocolError
 __all__ = ["FrameDecoder", "encode_frame"]
 
 _PREFIX = struct.Struct(">I")
+_TEXT = (str,)  # `all(map(isinstance, keys, _TEXT * n))`: the key check without a Python loop
 # Compact the receive buffer once this much consumed data sits in front of it.
 _COMPACT_AT = 64 * 1024
 
@@ -90,6 +91,6 @@ def _decode_body(body: bytes, limits: Limits) -> dict[str, Any]:
         message = cbor_loads(body, max_depth=limits.max_depth)
     except CodecError as exc:
         raise ProtocolError(str(exc)) from None
-    if not isinstance(message, dict) or not all(isinstance(k, str) for k in message):
+    if not isinstance(message, dict) or not all(map(isinstance, message, _TEXT * len(message))):
         raise ProtocolError("frame body is not a CBOR map with text keys")
     return message

@@ -107,6 +107,20 @@ class QuicByteStream(trio.abc.HalfCloseableStream):
             await self._writable.park()
             self._check_send()
 
+    def send_all_nowait(self, data: bytes | bytearray | memoryview) -> bool:
+        """Write `data` now if that needs no waiting: open, no task in `send_all`, room in
+        the buffer. False: nothing was written (`send_all` will wait, or raise)."""
+        if (
+            self._sending
+            or self._closed
+            or self._eof_sent
+            or self._send_error is not None
+            or self._over_buffer()
+        ):
+            return False
+        self._write(data)
+        return True
+
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self._sending:
             raise trio.BusyResourceError("another task is sending on this stream")

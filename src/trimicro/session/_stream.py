@@ -3,7 +3,7 @@ stream). Exceptions are translated here, so upper layers only see `SessionError`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +63,10 @@ class StreamConnection:
         self._writing = False
         self._next = _Batch()
         self._closed = False
+        # Streams that can write without waiting (QUIC) let `send_nowait` skip a task hop.
+        self._write_nowait: Callable[[bytes], bool] | None = getattr(
+            stream, "send_all_nowait", None
+        )
 
     @property
     def peer(self) -> str:
@@ -97,6 +101,14 @@ class StreamConnection:
                 return
             # The writer stopped before taking our batch: write it ourselves.
         await self._write_as_writer(frame)
+
+    def send_nowait(self, message: Mapping[str, Any]) -> bool:
+        """Send `message` at once if the stream takes it without waiting (a QUIC stream with
+        room, no `send` under way); False: nothing was sent, `send` it. Frames stay in the
+        order they were given, whichever method sent them."""
+        if self._write_nowait is None or self._closed or self._writing:
+            return False
+        return self._write_nowait(encode_frame(message, self._limits))
 
     async def _write_as_writer(self, frame: bytes) -> None:
         self._writing = True

@@ -63,6 +63,7 @@ from ._messages import (
     Open,
     decode,
     encode,
+    encode_data,
     pack,
 )
 
@@ -157,6 +158,10 @@ class TunnelCore:
         self._expiries: list[tuple[float, str, str]] = []  # (when, link, channel)
         self._next_announce = math.inf
         self._outgoing: list[tuple[str, dict[str, Any]]] = []
+        # get_timer's answer, kept while only session data flows (None: work it out again).
+        # Data moves no timer earlier (receiving one only pushes the dead-link timer later),
+        # so a kept answer may be early, never late: the driver then wakes for nothing once.
+        self._timer: float | None = None
         self._events: deque[Event] = deque()
         self._counters = _Counters()
         self._handlers: dict[type[Any], Any] = {
@@ -173,6 +178,11 @@ class TunnelCore:
         return self._events.popleft() if self._events else None
 
     def get_timer(self) -> float:
+        if self._timer is None:
+            self._timer = self._earliest_timer()
+        return self._timer
+
+    def _earliest_timer(self) -> float:
         timers = [self._next_announce]
         for link in self._links.values():
             if link.up:
@@ -187,6 +197,7 @@ class TunnelCore:
         return min(timers)
 
     def handle_timer(self, now: float) -> None:
+        self._timer = None
         for link in list(self._links.values()):
             self._link_timers(link, now)
         if now >= self._next_announce:
@@ -226,6 +237,7 @@ class TunnelCore:
         if not link_id or link_id in self._links:
             raise ValueError(f"link id {link_id!r} is empty or in use")
         link = Link(link_id, dialled, nonce, now, local_fp, remote_fp, last_received=now)
+        self._timer = None
         self._links[link_id] = link
         self._send(link, Connect(self.id, nonce, auth=self._token is not None, batch=True))
 
@@ -260,6 +272,7 @@ class TunnelCore:
             link.queue_sample(seconds)
 
     def _drop(self, link: Link, reason: str, now: float, *, notify_peer: bool = True) -> None:
+        self._timer = None
         if notify_peer:
             self._send(link, Close(reason))
         del self._links[link.id]
@@ -302,7 +315,10 @@ class TunnelCore:
         if not link.up and not isinstance(message, Connect | Auth | Close):
             self._drop(link, f"{type(message).__name__.lower()} before the link was up", now)
             return
-        self._handlers[type(message)](link, message, now)
+        kind = type(message)
+        if kind is not Data and kind is not Batch:
+            self._timer = None
+        self._handlers[kind](link, message, now)
 
     def _on_connect(self, link: Link, msg: Connect, now: float) -> None:
         if link.peer_nonce is not None:
@@ -503,6 +519,7 @@ class TunnelCore:
 
     def listen(self, channel: str, now: float) -> None:
         """Accept sessions on `channel`; peers learn of it by announce (now and every 30 s)."""
+        self._timer = None
         self._listening.add(channel)
         for link in self._up_links():
             self._announce(link, [channel], None)
@@ -512,6 +529,7 @@ class TunnelCore:
     def unlisten(self, channel: str, now: float) -> None:
         if channel not in self._listening:
             return
+        self._timer = None
         self._listening.discard(channel)
         for link in self._up_links():
             self._send(link, Close("not listening", channel=channel))
@@ -570,6 +588,7 @@ class TunnelCore:
         only): open on that link, not the best one, and fail rather than move elsewhere."""
         if link is not None and mode is not Mode.UNICAST:
             raise ValueError("only a unicast dial can choose its link")
+        self._timer = None
         sid = next(self._sids)
         key = SessionKey(None, sid)
         deadline = now + (self.options.dial_timeout if timeout is None else timeout)
@@ -660,7 +679,10 @@ class TunnelCore:
             self._events.append(SessionData(SessionKey(None, key.sid), data))
             return []
         link = self._links[accepted.link]
-        self._send(link, Data(accepted.channel, key.sid, False, accepted.mode, data))
+        link.messages_out += 1
+        self._outgoing.append(
+            (link.id, encode_data(accepted.channel, key.sid, False, accepted.mode, data))
+        )
         return [link.id]
 
     def send_links(self, key: SessionKey) -> list[str]:
@@ -683,9 +705,14 @@ class TunnelCore:
         if session.link == LOOPBACK:
             self._events.append(SessionData(SessionKey(LOOPBACK, sid), data))
             return []
-        if session.mode is Mode.UNICAST:
-            targets = [self._links[session.link or ""]]
-        elif session.mode is Mode.MULTICAST:
+        if session.mode is Mode.UNICAST:  # the common case, without the general path's lists
+            link = self._links[session.link or ""]
+            link.messages_out += 1
+            self._outgoing.append(
+                (link.id, encode_data(session.channel, sid, True, Mode.UNICAST, data))
+            )
+            return [link.id]
+        if session.mode is Mode.MULTICAST:
             targets = self._links_with(session.channel)
         else:
             targets = self._up_links()
@@ -707,6 +734,7 @@ class TunnelCore:
 
     def close_session(self, key: SessionKey, now: float, reason: str = "closed") -> None:
         """Close a session from this side; the other side gets `SessionClosed`. Idempotent."""
+        self._timer = None
         if key.dialled:
             session = self._dialled.get(key.sid)
             if session is not None:
@@ -771,6 +799,7 @@ class TunnelCore:
 
     def check_invariants(self, now: float) -> None:
         """Assert the core's invariants (tests call this after every step)."""
+        assert self._timer is None or self._timer <= self._earliest_timer(), "late timer"
         for key, accepted in self._accepted.items():
             assert accepted.link == LOOPBACK or self._links[accepted.link].up, key
             assert accepted.link == LOOPBACK or key in self._links[accepted.link].sessions

@@ -17,7 +17,7 @@ import logging
 import random
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qsl
@@ -71,6 +71,13 @@ class _LinkIO:
     drained: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
     closing: str | None = None
     up: bool = False
+    writing: bool = False  # the writer is sending what it took from `queue`
+    delayed: bool = False  # the last queue delay sample was not 0
+    # A link whose connection can write without waiting (QUIC) sends from the task that
+    # produced the message while nothing is queued: no hop through the writer task.
+    send_nowait: Callable[[dict[str, Any]], bool] | None = attrs.field(
+        default=attrs.Factory(lambda io: getattr(io.conn, "send_nowait", None), takes_self=True)
+    )
 
 
 @attrs.define(eq=False)
@@ -101,6 +108,7 @@ class Tunnel:
         self._listeners: dict[str, TunnelListener] = {}
         self._pending: dict[SessionKey, _Pending] = {}
         self._full: set[TunnelSession] = set()  # sessions whose reader is behind
+        self._congested: set[_LinkIO] = set()  # links with `LINK_QUEUE` messages queued
         self._link_ids = itertools.count(1)
         self._links_changed = trio.lowlevel.ParkingLot()
         self._channels_changed = trio.lowlevel.ParkingLot()
@@ -227,6 +235,7 @@ class Tunnel:
                 self._core.link_lost(link_id, "the tunnel is closing", trio.current_time())
                 self._pump()
                 self._ios.pop(link_id, None)
+                self._congested.discard(io)
                 self._links_changed.unpark_all()
                 await conn.aclose()
         return io.up
@@ -235,8 +244,9 @@ class Tunnel:
         try:
             while True:
                 message = await io.conn.receive()
-                self._core.receive(io.id, message, trio.current_time())
-                self._pump()
+                now = trio.current_time()
+                self._core.receive(io.id, message, now)
+                self._pump(now)
                 if self._full:
                     await self._relieve()
         except SessionError as exc:
@@ -265,29 +275,58 @@ class Tunnel:
         wait. Senders get room at once: at most `LINK_QUEUE` wait here and as many more are
         in this write."""
         queue = io.queue
-        self._core.record_queue_delay(io.id, trio.current_time() - queue[0][0])
+        delay = trio.current_time() - queue[0][0]
+        self._core.record_queue_delay(io.id, delay)
+        io.delayed = delay > 0
         messages = [message for _, message in queue]
         queue.clear()
-        io.drained.unpark_all()
-        for frame in self._core.pack(io.id, messages):
-            await io.conn.send(frame)
+        self._congested.discard(io)
+        if len(io.drained):
+            io.drained.unpark_all()
+        io.writing = True
+        try:
+            for frame in self._core.pack(io.id, messages):
+                await io.conn.send(frame)
+        finally:
+            io.writing = False
 
     # -- the pump: core output → link queues, events → sessions ---------------------------
 
-    def _pump(self) -> None:
-        now = trio.current_time()
+    def _pump(self, now: float | None = None) -> None:
+        if now is None:
+            now = trio.current_time()
+        core, ios = self._core, self._ios
         while True:
-            for link_id, message in self._core.messages_to_send():
-                io = self._ios.get(link_id)
+            for link_id, message in core.messages_to_send():
+                io = ios.get(link_id)
                 if io is not None:
-                    io.queue.append((now, message))
-                    io.writable.unpark_all()
-            event = self._core.next_event()
+                    self._enqueue(io, message, now)
+            event = core.next_event()
             if event is None:
                 break
             self._on_event(event)
-        if self._core.get_timer() < self._armed:
+        if core.get_timer() < self._armed:
             self._timer_wakeup.set()
+
+    def _enqueue(self, io: _LinkIO, message: dict[str, Any], now: float) -> None:
+        """Send now when nothing waits before it and the connection takes it without
+        waiting; otherwise queue it for the link's writer."""
+        if not io.queue and not io.writing and io.send_nowait is not None:
+            try:
+                sent = io.send_nowait(message)
+            except SessionError:
+                sent = False  # the writer meets the same error and ends the link
+            if sent:
+                if io.delayed:  # the queue is empty again: the delay metric decays
+                    self._core.record_queue_delay(io.id, 0.0)
+                    link = self._core.link(io.id)
+                    io.delayed = link is not None and link.queue_delay > 1e-6
+                return
+        io.queue.append((now, message))
+        if len(io.queue) >= LINK_QUEUE:
+            self._congested.add(io)
+        if len(io.writable):
+            io.writable.unpark_all()
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, SessionData):
@@ -358,12 +397,14 @@ class Tunnel:
         queue the data and yield without raising — a send cancelled there was sent. Only a
         loopback to a reader that is behind waits after queueing."""
         await trio.lowlevel.checkpoint_if_cancelled()
-        await self._backpressure(self._core.send_links(session.key))
+        if self._congested:
+            await self._backpressure(self._core.send_links(session.key))
+        now = trio.current_time()
         try:
-            links = self._core.send(session.key, data, trio.current_time())
+            links = self._core.send(session.key, data, now)
         except SessionGone as exc:
             raise trio.BrokenResourceError(str(exc)) from None
-        self._pump()
+        self._pump(now)
         if self._full and not links:  # looped back to a reader that is behind
             await self._relieve()
         await trio.lowlevel.cancel_shielded_checkpoint()

@@ -75,7 +75,7 @@ class TunnelSession:
                 raise trio.EndOfChannel(self._ended)
             await self._readable.park()
         data = self._buffer.popleft()
-        if len(self._buffer) < SESSION_QUEUE:
+        if len(self._room) and len(self._buffer) < SESSION_QUEUE:
             self._room.unpark_all()
         return data
 
@@ -109,7 +109,8 @@ class TunnelSession:
     def _deliver(self, data: bytes) -> bool:
         """Queue received data; True when the queue is now full (the driver waits)."""
         self._buffer.append(data)
-        self._readable.unpark_all()
+        if len(self._readable):
+            self._readable.unpark_all()
         return len(self._buffer) >= SESSION_QUEUE
 
     @property

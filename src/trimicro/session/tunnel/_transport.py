@@ -62,7 +62,7 @@ class TunnelConnection:
     async def send(self, message: Mapping[str, Any]) -> None:
         if self._closed:
             raise ConnectionClosed("connection is closed")
-        data = cbor_dumps(dict(message))
+        data = cbor_dumps(message if type(message) is dict else dict(message))
         limit = self._limits.max_frame_size - ENVELOPE_ROOM
         if len(data) > limit:
             raise FrameTooLarge(f"message of {len(data)} bytes exceeds the limit of {limit}")
