@@ -11,6 +11,7 @@ timer, in the project's driving shape:
     core.send(key, data, now); core.close_session(key, now)
     core.messages_to_send()                                    # → [(link, message map)]
     core.next_event()                                          # → Event | None
+    core.take_events()                                         # → [Event]: all of them
     core.get_timer(); core.handle_timer(now)
 
 A link is up once both `connect`s (and, with a token, both `auth` proofs) are in; nothing
@@ -26,7 +27,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import deque
 from typing import Any
 
 import attrs
@@ -62,6 +62,7 @@ from ._messages import (
     Mode,
     Open,
     decode,
+    decode_session,
     encode,
     encode_data,
     pack,
@@ -162,7 +163,7 @@ class TunnelCore:
         # Data moves no timer earlier (receiving one only pushes the dead-link timer later),
         # so a kept answer may be early, never late: the driver then wakes for nothing once.
         self._timer: float | None = None
-        self._events: deque[Event] = deque()
+        self._events: list[Event] = []
         self._counters = _Counters()
         self._handlers: dict[type[Any], Any] = {
             kind: getattr(self, f"_on_{kind.__name__.lower()}") for kind in _KINDS
@@ -175,7 +176,16 @@ class TunnelCore:
         return out
 
     def next_event(self) -> Event | None:
-        return self._events.popleft() if self._events else None
+        return self._events.pop(0) if self._events else None
+
+    @property
+    def has_events(self) -> bool:
+        return bool(self._events)
+
+    def take_events(self) -> list[Event]:
+        """Every event waiting, oldest first (`next_event` until None, in one call)."""
+        events, self._events = self._events, []
+        return events
 
     def get_timer(self) -> float:
         if self._timer is None:
@@ -307,6 +317,13 @@ class TunnelCore:
         link.last_received = now
         link.messages_in += 1
         try:
+            if link.up and type(raw) is dict and raw.get("t") == "session":
+                # The hot path: session data, checked as `decode` does but no `Data` built.
+                channel, sid, mine, mode, data = decode_session(raw)
+                key = self._data_key(link, channel, sid, mine, mode)
+                if key is not None:
+                    self._events.append(SessionData(key, data))
+                return
             message = decode(raw)
         except MalformedMessage as exc:
             self._counters.malformed += 1

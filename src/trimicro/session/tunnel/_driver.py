@@ -295,16 +295,22 @@ class Tunnel:
     def _pump(self, now: float | None = None) -> None:
         if now is None:
             now = trio.current_time()
-        core, ios = self._core, self._ios
+        core, ios, sessions = self._core, self._ios, self._sessions
         while True:
             for link_id, message in core.messages_to_send():
                 io = ios.get(link_id)
                 if io is not None:
                     self._enqueue(io, message, now)
-            event = core.next_event()
-            if event is None:
+            events = core.take_events()
+            if not events:
                 break
-            self._on_event(event)
+            for event in events:
+                if type(event) is SessionData:  # the hot path, inline
+                    session = sessions.get(event.key)
+                    if session is not None and session._deliver(event.data):
+                        self._full.add(session)
+                else:
+                    self._on_event(event)
         if core.get_timer() < self._armed:
             self._timer_wakeup.set()
 
@@ -329,9 +335,7 @@ class Tunnel:
             io.writable.unpark_all()
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, SessionData):
-            self._on_data(event)
-        elif isinstance(event, SessionAccepted):
+        if isinstance(event, SessionAccepted):
             self._on_accepted(event)
         elif isinstance(event, SessionOpened | DialFailed):
             pending = self._pending.pop(event.key, None)
@@ -362,11 +366,6 @@ class Tunnel:
                 io.drained.unpark_all()
         self._links_changed.unpark_all()
         self._channels_changed.unpark_all()
-
-    def _on_data(self, event: SessionData) -> None:
-        session = self._sessions.get(event.key)
-        if session is not None and session._deliver(event.data):
-            self._full.add(session)
 
     async def _relieve(self) -> None:
         """Wait (back-pressure) while sessions' readers are behind; a reader stuck for
@@ -400,11 +399,18 @@ class Tunnel:
         if self._congested:
             await self._backpressure(self._core.send_links(session.key))
         now = trio.current_time()
+        core = self._core
         try:
-            links = self._core.send(session.key, data, now)
+            links = core.send(session.key, data, now)
         except SessionGone as exc:
             raise trio.BrokenResourceError(str(exc)) from None
-        self._pump(now)
+        if core.has_events:  # looped back: the full pump
+            self._pump(now)
+        else:  # sending data moves no timer: just hand the messages to their links
+            for link_id, message in core.messages_to_send():
+                io = self._ios.get(link_id)
+                if io is not None:
+                    self._enqueue(io, message, now)
         if self._full and not links:  # looped back to a reader that is behind
             await self._relieve()
         await trio.lowlevel.cancel_shielded_checkpoint()
