@@ -100,6 +100,8 @@ class QuicDriver:
         self._done = False
         self._transmit_requested = False
         self._requests = 0  # transmission requests so far: activity, for coalescing
+        # Run right before the next packets are built (a dict: each callback once, in order).
+        self._before_transmit: dict[Callable[[], None], None] = {}
         # The driver parks here between transmissions; waking it is an unpark, not a cancel
         # (a cancelled scope raises and unwinds an exception in the driver: per packet).
         self._wakeup = trio.lowlevel.ParkingLot()
@@ -126,6 +128,14 @@ class QuicDriver:
         self._transmit_requested = True
         self._requests += 1
         self._wakeup.unpark()
+
+    def call_before_transmit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once, right before the next packets are built (after coalescing),
+        and ask for that transmission. A writer that frames its data only then packs what
+        arrived during the coalescing rounds into one write. The callback must not raise
+        or block; it may write to the stream."""
+        self._before_transmit[callback] = None
+        self.request_transmit()
 
     def close_gracefully(self) -> None:
         """FIN our stream; CONNECTION_CLOSE once it is acknowledged or after `CLOSE_LINGER`."""
@@ -159,6 +169,10 @@ class QuicDriver:
             await self._sleep_until_due()
             if self._transmit_requested:
                 await self._coalesce()
+            if self._before_transmit:
+                callbacks, self._before_transmit = self._before_transmit, {}
+                for callback in callbacks:
+                    callback()
             self._fire(trio.current_time())
             await self._transmit()
 

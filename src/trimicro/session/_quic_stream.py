@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 import trio
@@ -35,6 +36,8 @@ class StreamHost(Protocol):
     def quic(self) -> WindowedQuicConnection: ...
 
     def request_transmit(self) -> None: ...
+
+    def call_before_transmit(self, callback: Callable[[], None]) -> None: ...
 
     def close_gracefully(self) -> None: ...
 
@@ -106,6 +109,14 @@ class QuicByteStream(trio.abc.HalfCloseableStream):
         while self._over_buffer():
             await self._writable.park()
             self._check_send()
+
+    def call_before_transmit(self, callback: Callable[[], None]) -> bool:
+        """Have `callback` run right before the connection next builds packets (it may then
+        `send_all_nowait`); False: the stream is closed or broken, nothing was arranged."""
+        if self._closed or self._eof_sent or self._send_error is not None:
+            return False
+        self._host.call_before_transmit(callback)
+        return True
 
     def send_all_nowait(self, data: bytes | bytearray | memoryview) -> bool:
         """Write `data` now if that needs no waiting: open, no task in `send_all`, room in

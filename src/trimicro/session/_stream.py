@@ -67,6 +67,9 @@ class StreamConnection:
         self._write_nowait: Callable[[bytes], bool] | None = getattr(
             stream, "send_all_nowait", None
         )
+        self._before_transmit: Callable[[Callable[[], None]], bool] | None = getattr(
+            stream, "call_before_transmit", None
+        )
 
     @property
     def peer(self) -> str:
@@ -109,6 +112,13 @@ class StreamConnection:
         if self._write_nowait is None or self._closed or self._writing:
             return False
         return self._write_nowait(encode_frame(message, self._limits))
+
+    def call_before_transmit(self, callback: Callable[[], None]) -> bool:
+        """Have `callback` run right before the stream's connection next builds packets
+        (a QUIC stream), where it may `send_nowait` what it gathered until then; False: the
+        stream cannot (not QUIC, or closed), nothing was arranged."""
+        hook = self._before_transmit
+        return hook is not None and not self._closed and hook(callback)
 
     async def _write_as_writer(self, frame: bytes) -> None:
         self._writing = True

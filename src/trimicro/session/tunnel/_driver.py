@@ -12,6 +12,7 @@ links' queues are full, and the time messages wait there is the link's queue del
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import random
@@ -72,9 +73,14 @@ class _LinkIO:
     closing: str | None = None
     up: bool = False
     writing: bool = False  # the writer is sending what it took from `queue`
-    delayed: bool = False  # the last queue delay sample was not 0
-    # A link whose connection can write without waiting (QUIC) sends from the task that
-    # produced the message while nothing is queued: no hop through the writer task.
+    # A link on QUIC is flushed by its connection right before it builds packets (no hop
+    # through the writer task, and what was queued meanwhile leaves as one batch).
+    flush: Callable[[], None] | None = None  # set by the tunnel: the callback, one object
+    before_transmit: Callable[[Callable[[], None]], bool] | None = attrs.field(
+        default=attrs.Factory(
+            lambda io: getattr(io.conn, "call_before_transmit", None), takes_self=True
+        )
+    )
     send_nowait: Callable[[dict[str, Any]], bool] | None = attrs.field(
         default=attrs.Factory(lambda io: getattr(io.conn, "send_nowait", None), takes_self=True)
     )
@@ -218,6 +224,8 @@ class Tunnel:
         """Run one link until it ends; True if it came up."""
         link_id = f"{'out' if dialled else 'in'}-{next(self._link_ids)}:{conn.peer}"
         io = self._ios[link_id] = _LinkIO(link_id, conn)
+        if io.before_transmit is not None and io.send_nowait is not None:
+            io.flush = functools.partial(self._flush, io)
         local_fp, remote_fp = _fingerprints(self._transport, conn, dialled, address)
         nonce = self._rng.getrandbits(128).to_bytes(16, "big")
         self._core.link_opened(
@@ -274,21 +282,45 @@ class Tunnel:
         QUIC write are paid once per batch. The queue delay sample is the oldest message's
         wait. Senders get room at once: at most `LINK_QUEUE` wait here and as many more are
         in this write."""
+        frames = self._take_queue(io)
+        io.writing = True
+        try:
+            for frame in frames:
+                await io.conn.send(frame)
+        finally:
+            io.writing = False
+
+    def _take_queue(self, io: _LinkIO) -> list[dict[str, Any]]:
+        """Empty the link's queue into frames (session messages packed into batches), record
+        the oldest message's wait as a queue delay sample and give waiting senders room."""
         queue = io.queue
-        delay = trio.current_time() - queue[0][0]
-        self._core.record_queue_delay(io.id, delay)
-        io.delayed = delay > 0
+        self._core.record_queue_delay(io.id, trio.current_time() - queue[0][0])
         messages = [message for _, message in queue]
         queue.clear()
         self._congested.discard(io)
         if len(io.drained):
             io.drained.unpark_all()
-        io.writing = True
-        try:
-            for frame in self._core.pack(io.id, messages):
-                await io.conn.send(frame)
-        finally:
-            io.writing = False
+        return self._core.pack(io.id, messages)
+
+    def _flush(self, io: _LinkIO) -> None:
+        """Called by the link's QUIC connection right before it builds packets: send what
+        was queued since (one batch for the messages of those scheduling rounds). What
+        the connection cannot take now goes back to the queue, for the writer task."""
+        if io.writing or not io.queue:
+            return  # the writer is at it: it takes the queue after its write
+        now = trio.current_time()
+        frames = self._take_queue(io)
+        for i, frame in enumerate(frames):
+            assert io.send_nowait is not None
+            try:
+                sent = io.send_nowait(frame)
+            except SessionError:
+                sent = False  # the writer meets the same error and ends the link
+            if not sent:
+                io.queue.extendleft((now, rest) for rest in reversed(frames[i:]))
+                if len(io.writable):
+                    io.writable.unpark_all()
+                return
 
     # -- the pump: core output → link queues, events → sessions ---------------------------
 
@@ -315,22 +347,15 @@ class Tunnel:
             self._timer_wakeup.set()
 
     def _enqueue(self, io: _LinkIO, message: dict[str, Any], now: float) -> None:
-        """Send now when nothing waits before it and the connection takes it without
-        waiting; otherwise queue it for the link's writer."""
-        if not io.queue and not io.writing and io.send_nowait is not None:
-            try:
-                sent = io.send_nowait(message)
-            except SessionError:
-                sent = False  # the writer meets the same error and ends the link
-            if sent:
-                if io.delayed:  # the queue is empty again: the delay metric decays
-                    self._core.record_queue_delay(io.id, 0.0)
-                    link = self._core.link(io.id)
-                    io.delayed = link is not None and link.queue_delay > 1e-6
-                return
+        """Queue a message for its link: flushed right before the link's QUIC connection
+        next builds packets, else (not QUIC, or a write under way) by the link's writer."""
         io.queue.append((now, message))
         if len(io.queue) >= LINK_QUEUE:
             self._congested.add(io)
+        if io.writing:
+            return  # the writer takes the queue after its write
+        if io.flush is not None and io.before_transmit is not None and io.before_transmit(io.flush):
+            return
         if len(io.writable):
             io.writable.unpark_all()
 
