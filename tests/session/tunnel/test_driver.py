@@ -13,7 +13,7 @@ import trio.testing
 
 from trimicro.nursery import Backoff
 from trimicro.session import MemoryTransport
-from trimicro.session.tunnel import DialError, Tunnel, open_tunnel
+from trimicro.session.tunnel import DialError, Tunnel, TunnelOptions, open_tunnel
 
 from ._shaped import Shape, ShapedTransport
 
@@ -322,3 +322,27 @@ async def test_a_reader_behind_pushes_back_and_a_stuck_one_loses_its_session(
             nursery.cancel_scope.cancel()
         assert a.links() and b.links()  # the link lives on
         await listener.aclose()
+
+
+async def test_an_oversized_send_is_refused_and_the_link_stays(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Over `max_message` the send raises ValueError before anything is queued: the link (and
+    every other session on it) is untouched, and the next message goes through."""
+    hub = _hub()
+    options = TunnelOptions(max_message=1000)
+    async with (
+        open_tunnel(_node(hub), address="a", id="a", options=options) as a,
+        open_tunnel(_node(hub), peers=["a"], id="b", options=options) as b,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(_echo_one, a, "svc")
+        await b.wait_links(1)
+        async with await b.dial("svc") as session:
+            with pytest.raises(ValueError, match="1001 bytes exceeds max_message"):
+                await session.send(b"x" * 1001)
+            await session.send(b"y" * 1000)
+            assert await session.receive() == b"y" * 1000
+        assert [link.state for link in b.statistics().links] == ["connected"]
+        assert b.statistics().links[0].errors_total == 0
+        nursery.cancel_scope.cancel()

@@ -31,6 +31,7 @@ from typing import Any
 
 import attrs
 
+from ...codec import DEFAULT_LIMITS
 from . import _auth
 from ._events import (
     LOOPBACK,
@@ -92,6 +93,10 @@ class TunnelOptions:
     handshake_timeout: float = 5.0
     max_sessions_per_link: int = 1024
     max_channels_per_link: int = 1024
+    #: Most bytes one session message may carry: a link frame holds it with room to spare
+    #: for the envelope (the transports' default frame limit is 4 MiB). A larger `send` is
+    #: refused (ValueError) instead of reaching the link, where it would end the link.
+    max_message: int = DEFAULT_LIMITS.max_frame_size - 1024
 
 
 @attrs.frozen
@@ -686,7 +691,13 @@ class TunnelCore:
     # --- sessions ------------------------------------------------------------------------
 
     def send(self, key: SessionKey, data: bytes, now: float) -> list[str]:
-        """Send on a session; returns the links the data went out on."""
+        """Send on a session; returns the links the data went out on. Raises ValueError
+        (nothing sent) when `data` is over `options.max_message` bytes."""
+        if len(data) > self.options.max_message:
+            raise ValueError(
+                f"session data of {len(data)} bytes exceeds max_message "
+                f"({self.options.max_message} bytes)"
+            )
         if key.dialled:
             return self._send_dialled(key.sid, data)
         accepted = self._accepted.get(key)

@@ -32,8 +32,9 @@ class TunnelSession:
     `receive` raises `trio.EndOfChannel` once the other side closed and everything it sent
     was read, `trio.BrokenResourceError` when the link under the session went down (or the
     reader held `SESSION_QUEUE` unread messages for `SESSION_STALL` seconds). `send` after
-    `aclose` raises `trio.ClosedResourceError`. Multicast and broadcast sessions send to
-    many links at once.
+    `aclose` raises `trio.ClosedResourceError`, and of more than the tunnel's
+    `TunnelOptions.max_message` bytes `ValueError` (nothing is sent). Multicast and
+    broadcast sessions send to many links at once.
     """
 
     def __init__(self, tunnel: Tunnel, key: SessionKey, channel: str, mode: Mode) -> None:
