@@ -45,6 +45,9 @@ class StreamHost(Protocol):
 class QuicByteStream(trio.abc.HalfCloseableStream):
     """Sends on stream `send_id`, receives from stream `receive_id` of one QUIC connection."""
 
+    #: A cancelled `send_all` wrote nothing (it waits before writing, and writes at once).
+    cancel_safe_send = True
+
     def __init__(
         self, host: StreamHost, send_id: int, receive_id: int, *, send_buffer: int = SEND_BUFFER
     ) -> None:

@@ -29,16 +29,25 @@ def map_exceptions() -> Iterator[None]:
 
 
 class _Batch:
-    """Frames waiting for the current writer's next `send_all`."""
+    """Frames given while a writer was busy, sent together by one `send_all`.
 
-    __slots__ = ("done", "error", "frames", "retry", "taken")
+    `state`: "waiting" (the writer takes it next), "writing" (taken: being sent), "sent",
+    "failed" (`error` says why), or "orphaned": its writer stopped (cancelled) before any of
+    it was written; the first of its senders to run then writes it, in the writer's place,
+    before anything given later. `done` is set whenever the state leaves "waiting" or
+    "writing" (a fresh event is made when an orphan is taken up again)."""
+
+    __slots__ = ("done", "error", "frames", "state")
 
     def __init__(self) -> None:
         self.frames: list[bytes] = []
         self.done = trio.Event()
-        self.taken = False  # the writer took it: it is (being) sent
-        self.retry = False  # the writer stopped first: its senders write themselves
+        self.state = "waiting"
         self.error: str | None = None
+
+    def settle(self, state: str, error: str | None = None) -> None:
+        self.state, self.error = state, error
+        self.done.set()
 
 
 def _index(frames: list[bytes], frame: bytes) -> int:
@@ -60,9 +69,13 @@ class StreamConnection:
         self._local = local
         self._limits = limits
         self._decoder = FrameDecoder(limits)
-        self._writing = False
+        self._writing = False  # the writer role is held (by a writer, or for an orphan)
         self._next = _Batch()
+        self._orphan: _Batch | None = None
         self._closed = False
+        self._broken: str | None = None  # why the connection closed itself
+        # A cancelled `send_all` of this stream wrote nothing (QUIC's write is synchronous).
+        self._cancel_safe: bool = getattr(stream, "cancel_safe_send", False)
         # Streams that can write without waiting (QUIC) let `send_nowait` skip a task hop.
         self._write_nowait: Callable[[bytes], bool] | None = getattr(
             stream, "send_all_nowait", None
@@ -84,26 +97,39 @@ class StreamConnection:
         return f"<StreamConnection {self._local} -> {self._peer} {state}>"
 
     async def send(self, message: Mapping[str, Any]) -> None:
+        """Send one message. Safe from many tasks: while one task writes, frames given by
+        others are sent together by its next `send_all` (group commit), in the order given.
+        Cancelled before its frame was taken for writing, nothing was sent; after, it was
+        (or is being) sent. A write cut off part way leaves the byte stream in an unknown
+        state: the connection is then closed."""
         if self._closed:
-            raise ConnectionClosed("connection is closed")
+            raise ConnectionClosed(f"connection is closed{self._why()}")
         frame = encode_frame(message, self._limits)
-        while self._writing:
-            # Someone is writing: join the next batch they send (group commit: one
-            # `send_all` for every frame that arrives during a write).
-            batch = self._next
-            batch.frames.append(frame)
+        if not self._writing:
+            self._writing = True
+            await self._write_as_writer(frame, None)
+            return
+        batch = self._next
+        batch.frames.append(frame)
+        while True:
             try:
                 await batch.done.wait()
             except BaseException:
-                if not batch.taken:  # never left: take it back, nothing was sent
+                if batch.state in ("waiting", "orphaned"):  # not taken: nothing was sent
                     del batch.frames[_index(batch.frames, frame)]
+                    if batch.state == "orphaned" and not batch.frames:
+                        self._hand_on()
                 raise
-            if batch.error is not None:
-                raise ConnectionClosed(batch.error)
-            if not batch.retry:
+            if batch.state == "sent":
                 return
-            # The writer stopped before taking our batch: write it ourselves.
-        await self._write_as_writer(frame)
+            if batch.state == "failed":
+                raise ConnectionClosed(batch.error or "send failed")
+            if batch.state == "orphaned" and self._orphan is batch:
+                # The writer stopped before writing our batch: we write it in its place.
+                self._orphan = None
+                await self._write_as_writer(frame, batch)
+                return
+            # Another of the batch's senders took it up: wait for that write.
 
     def send_nowait(self, message: Mapping[str, Any]) -> bool:
         """Send `message` at once if the stream takes it without waiting (a QUIC stream with
@@ -120,29 +146,84 @@ class StreamConnection:
         hook = self._before_transmit
         return hook is not None and not self._closed and hook(callback)
 
-    async def _write_as_writer(self, frame: bytes) -> None:
-        self._writing = True
+    async def _write_as_writer(self, frame: bytes, orphan: _Batch | None) -> None:
+        """Write our frame (or the orphaned batch holding it), then whatever arrived
+        meanwhile, batch after batch until none waits: frames leave in the order they came
+        (a go-away's "highest call id" relies on it). We hold the writer role throughout."""
+        batch = orphan
+        writing = False  # inside `send_all`: a cancel there may cut a write short
         try:
-            await self._send_all(frame)
-            # Whatever arrived meanwhile, batch after batch until none is waiting: frames
-            # leave in the order they came (a go-away's "highest call id" relies on it).
+            if batch is not None:
+                batch.state, batch.done = "writing", trio.Event()
+            # Cancelled before a write, nothing is cut: whatever is in hand is handed on.
+            await trio.lowlevel.checkpoint_if_cancelled()
+            writing = True
+            await self._send_all(frame if batch is None else b"".join(batch.frames))
+            writing = False
+            if batch is not None:
+                batch.settle("sent")
             while self._next.frames:
+                await trio.lowlevel.checkpoint_if_cancelled()
                 batch, self._next = self._next, _Batch()
-                batch.taken = True
-                try:
-                    await self._send_all(b"".join(batch.frames))
-                except BaseException as exc:
-                    batch.error = str(exc) or type(exc).__name__
-                    raise
-                finally:
-                    batch.done.set()
-        finally:
-            self._writing = False
-            waiting = self._next
-            if waiting.frames:  # we were cancelled or failed first: they write themselves
-                self._next = _Batch()
-                waiting.retry = True
-                waiting.done.set()
+                batch.state = "writing"
+                writing = True
+                await self._send_all(b"".join(batch.frames))
+                writing = False
+                batch.settle("sent")
+        except BaseException as exc:
+            in_hand = batch if batch is not None and batch.state == "writing" else None
+            if writing and isinstance(exc, trio.Cancelled) and not self._cancel_safe:
+                # Part of a frame may be out: nothing more can go on this stream.
+                if in_hand is not None:
+                    in_hand.settle("failed", "connection closed: a write was cancelled")
+                self._break("a write was cancelled part way (the stream's state is unknown)")
+                await trio.aclose_forcefully(self._stream)
+            elif in_hand is None:
+                self._hand_on()
+            elif isinstance(exc, trio.Cancelled):  # none of it was written: hand it on
+                if any(f is frame for f in in_hand.frames):
+                    del in_hand.frames[_index(in_hand.frames, frame)]  # ours: we raise
+                in_hand.state = "orphaned"
+                self._orphan = in_hand
+                self._hand_on()
+            else:
+                in_hand.settle("failed", str(exc) or type(exc).__name__)
+                self._hand_on()  # the next batch's senders meet the error themselves
+            raise
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        """The writer role is free: give it to the orphaned batch's senders (the first of
+        them to run writes it), else to the senders of the next batch, else release it."""
+        orphan = self._orphan
+        if orphan is not None:
+            if orphan.frames:
+                orphan.done.set()  # its senders wake; the first to run takes it up
+                return
+            orphan.state = "sent"  # every sender of it left: nothing of it remains
+            self._orphan = None
+        waiting = self._next
+        if waiting.frames:
+            self._next = _Batch()
+            waiting.state = "orphaned"
+            self._orphan = waiting
+            waiting.done.set()
+            return
+        self._writing = False
+
+    def _break(self, reason: str) -> None:
+        """Closed for good, every frame not yet sent failed: the stream may hold part of a
+        frame, so nothing more can go on it."""
+        self._closed = True
+        self._broken = reason
+        for batch in (self._orphan, self._next):
+            if batch is not None and batch.state in ("waiting", "orphaned"):
+                batch.settle("failed", f"connection closed: {reason}")
+        self._orphan, self._next = None, _Batch()
+        self._writing = False
+
+    def _why(self) -> str:
+        return f": {self._broken}" if self._broken else ""
 
     async def _send_all(self, data: bytes) -> None:
         try:
@@ -156,7 +237,7 @@ class StreamConnection:
             if message is not None:
                 return message
             if self._closed or self._decoder.eof:
-                raise ConnectionClosed("connection is closed")
+                raise ConnectionClosed(f"connection is closed{self._why()}")
             try:
                 data = await self._stream.receive_some(RECEIVE_SIZE)
             except _STREAM_ERRORS as exc:
