@@ -212,7 +212,7 @@ class Client:
             error = errors.unavailable(f"{target.address}: {exc}", id=CLIENT_ID)
             raise _AttemptFailed(error, "connect", ran=False) from None
         try:
-            await peer.send(attrs.evolve(request, call=state.call_id))
+            await peer.send(attrs.evolve(request, call=state.call_id), eager=True)
         except SessionError as exc:
             peer.end_call(state)
             error = errors.unavailable(f"{target.address}: {exc}", id=CLIENT_ID)

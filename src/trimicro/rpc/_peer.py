@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import trio
 
@@ -28,6 +30,9 @@ class Peer:
         #: Set by the server's go-away: the highest call id it will still answer.
         self.last_answered: int | None = None
         self.last_used = trio.current_time()
+        self._send_eager: Callable[[Mapping[str, Any]], Awaitable[None]] | None = getattr(
+            conn, "send_eager", None
+        )
 
     def open_call(self) -> CallState:
         self.last_used = trio.current_time()
@@ -39,8 +44,13 @@ class Peer:
         state.close()
         self.calls.pop(state.call_id, None)
 
-    async def send(self, envelope: Envelope) -> None:
-        await self.conn.send(encode(envelope))
+    async def send(self, envelope: Envelope, *, eager: bool = False) -> None:
+        """`eager`: the caller waits for an answer right after, so the write may skip its
+        schedule point (`StreamConnection.send_eager`)."""
+        if eager and self._send_eager is not None:
+            await self._send_eager(encode(envelope))
+        else:
+            await self.conn.send(encode(envelope))
 
     async def run_reader(self) -> None:
         """Route frames until the connection ends; then fail every pending call."""

@@ -341,7 +341,7 @@ class RpcServer:
 
 async def _send_quietly(conn: Connection, envelope: Envelope) -> None:
     # The caller may be gone (cancelled, disconnected): an undeliverable reply is not an error.
-    try:
-        await conn.send(encode(envelope))
+    try:  # the handler ends right after: no schedule point of its own when written at once
+        await getattr(conn, "send_eager", conn.send)(encode(envelope))
     except SessionError:
         pass

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+from collections.abc import Callable
 
 import trio
 
@@ -47,7 +49,12 @@ class TcpTransport:
 
         async def serve_one(stream: trio.SocketStream) -> None:
             stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-            conn = StreamConnection(stream, _peer(stream.socket), _endpoint(stream.socket))
+            conn = StreamConnection(
+                stream,
+                _peer(stream.socket),
+                _endpoint(stream.socket),
+                write_some=_writer(stream),
+            )
             try:
                 await handler(conn)
             except SessionError as exc:
@@ -65,7 +72,24 @@ class TcpTransport:
         except OSError as exc:
             raise ConnectError(f"cannot connect to {address}: {exc.strerror or exc}") from None
         stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-        return StreamConnection(stream, address, _endpoint(stream.socket))
+        return StreamConnection(
+            stream, address, _endpoint(stream.socket), write_some=_writer(stream)
+        )
+
+
+def _writer(stream: trio.SocketStream) -> Callable[[bytes], int]:
+    """Write what the socket takes now, without waiting: the bytes written (0 when its
+    buffer is full or it failed: `send_all` then waits, or raises the error). The socket
+    is non-blocking (trio's); a closed one has no descriptor (-1), so nothing else is
+    written to."""
+
+    def write_some(data: bytes) -> int:
+        try:
+            return os.write(stream.socket.fileno(), data)
+        except OSError:
+            return 0
+
+    return write_some
 
 
 class _Started:
