@@ -77,11 +77,13 @@ class TcpTransport:
         )
 
 
-def _writer(stream: trio.SocketStream) -> Callable[[bytes], int]:
+def _writer(stream: trio.SocketStream) -> Callable[[bytes], int] | None:
     """Write what the socket takes now, without waiting: the bytes written (0 when its
     buffer is full or it failed: `send_all` then waits, or raises the error). The socket
     is non-blocking (trio's); a closed one has no descriptor (-1), so nothing else is
-    written to."""
+    written to. None where a socket is not a file descriptor (Windows)."""
+    if os.name == "nt":
+        return None
 
     def write_some(data: bytes) -> int:
         try:
