@@ -204,7 +204,17 @@ def _write_identity(tmp_path, identity: TlsIdentity) -> dict[str, str]:
 def test_identity_comes_from_trimicro_tls_cert_and_key(tmp_path) -> None:
     env = _write_identity(tmp_path, IDENTITY)
     transport = QuicTransport(environ=env)
-    assert transport.node_metadata() == {"cert_sha256": IDENTITY.cert_sha256}
+    assert transport.node_metadata() == {
+        "cert_sha256": IDENTITY.cert_sha256,
+        "max_datagram_size": "auto",
+    }
+
+
+def test_the_datagram_size_is_published() -> None:
+    """DESIGN.md §5: which datagram size a node sends is in its registry metadata."""
+    fixed = QuicTransport(QuicOptions(max_datagram_size=1400), identity=IDENTITY)
+    assert fixed.node_metadata()["max_datagram_size"] == "1400"
+    assert QuicTransport(identity=IDENTITY).node_metadata()["max_datagram_size"] == "auto"
 
 
 @pytest.mark.parametrize(

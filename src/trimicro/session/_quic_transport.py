@@ -133,8 +133,13 @@ class QuicTransport:
         return self._identity
 
     def node_metadata(self) -> dict[str, str]:
-        """Registry metadata for a node serving with this transport: its certificate pin."""
-        return {"cert_sha256": self.identity.cert_sha256}
+        """Registry metadata for a node serving with this transport: its certificate pin and
+        the datagram size it sends (`auto`: 16,000 bytes to loopback peers, 1,200 else)."""
+        size = self.options.max_datagram_size
+        return {
+            "cert_sha256": self.identity.cert_sha256,
+            "max_datagram_size": "auto" if size is None else str(size),
+        }
 
     def statistics(self) -> QuicStatistics:
         return QuicStatistics(**attrs.asdict(self._counters))
