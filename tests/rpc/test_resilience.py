@@ -139,6 +139,30 @@ async def test_non_idempotent_call_that_ran_is_never_retried(
     assert runs == {"charge": 1, "read": 4}
 
 
+async def test_retries_of_one_call_override_the_clients_policy(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    runs = 0
+    service = trimicro.Service("shaky")
+
+    @service.endpoint("Shaky.Read", idempotent=True)
+    async def read(req: None) -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("replica exploded")
+
+    async with open_cluster(service) as cluster:
+        cluster.client.policy = RetryPolicy(retries=3, backoff_base=0.001, backoff_cap=0.001)
+        for retries, attempts in ((0, 1), (2, 3), (None, 4)):
+            runs = 0
+            with pytest.raises(errors.Error):
+                await cluster.client.call("shaky", "Shaky.Read", retries=retries)
+            assert runs == attempts, retries
+        with pytest.raises(ValueError, match="retries must be an integer >= 0"):
+            await cluster.client.call("shaky", "Shaky.Read", retries=-1)
+        assert runs == 4  # refused before anything was sent
+
+
 async def test_retries_stay_inside_the_callers_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

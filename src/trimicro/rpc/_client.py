@@ -243,8 +243,11 @@ class Client:
         started = not isinstance(reply, ErrorFrame) or reply.started
         raise _AttemptFailed(error, kind, ran=started)
 
-    def _may_retry(self, failure: _AttemptFailed, plan: _Plan, attempt: int) -> bool:
-        if attempt >= self.policy.retries or failure.error.code == 408:
+    def _may_retry(
+        self, failure: _AttemptFailed, plan: _Plan, attempt: int, retries: int | None
+    ) -> bool:
+        limit = self.policy.retries if retries is None else retries
+        if attempt >= limit or failure.error.code == 408:
             return False
         if failure.ran and not plan.idempotent:
             return False  # a handler that may have run is retried only when idempotent
@@ -267,7 +270,12 @@ class Client:
         await trio.sleep(delay)
 
     async def _unary(
-        self, service: str, endpoint: str, request: Request, address: str | None
+        self,
+        service: str,
+        endpoint: str,
+        request: Request,
+        address: str | None,
+        retries: int | None = None,
     ) -> Response:
         plan = await self._plan(service, endpoint, address, request.metadata)
         self.retry_budget.record_call(trio.current_time())
@@ -281,7 +289,7 @@ class Client:
                 reply = await self._attempt_unary(target, request, service)
             except _AttemptFailed as failure:
                 self._record(plan, target, failure)
-                if not self._may_retry(failure, plan, attempt):
+                if not self._may_retry(failure, plan, attempt, retries):
                     raise failure.error from None
                 await self._backoff(attempt, failure.error)
                 attempt += 1
@@ -340,20 +348,24 @@ class Client:
         metadata: Mapping[str, str] | None = None,
         address: str | None = None,
         codec: Codec = CBOR,
+        retries: int | None = None,
     ) -> T | Any:
         """Call `service`'s `endpoint` and return its reply (structured into `response`).
 
         Raises `trimicro.errors.Error` when the remote side (or the client) answers an error;
         the caller's own deadline raises trio's usual exceptions. Retries go to another node,
         only when the call certainly did not run (or the endpoint is idempotent), within the
-        caller's deadline and the client's retry budget.
+        caller's deadline and the client's retry budget; `retries` (default: the client's
+        policy, 1) caps them for this call, 0 for none.
         """
+        if retries is not None and (type(retries) is not int or retries < 0):
+            raise ValueError(f"retries must be an integer >= 0, not {retries!r}")
         body = codec.encode(request)
         call = WrappedCall("client", service, endpoint, _outgoing_metadata(metadata))
 
         async def innermost() -> Any:
             wire = self._request(service, endpoint, body, call.metadata, codec, False)
-            reply = await self._unary(service, endpoint, wire, address)
+            reply = await self._unary(service, endpoint, wire, address, retries)
             return codec.decode(reply.body, response)
 
         if not self.wrappers:
