@@ -21,7 +21,15 @@ from ..registry import Node, ServiceCache, ServiceRecord
 from ..session import ConnectError, ConnectionClosed, SessionError, Transport
 from . import errors
 from ._context import _current_call
-from ._envelope import Cancel, Envelope, ErrorFrame, Request, Response
+from ._envelope import (
+    MAX_METADATA,
+    Cancel,
+    Envelope,
+    ErrorFrame,
+    Request,
+    Response,
+    metadata_size,
+)
 from ._forward import PUBLISH_ENDPOINT, PublishRequest
 from ._outlier import FailureKind
 from ._peer import Peer
@@ -327,11 +335,16 @@ class Client:
         codec: Codec,
         stream: bool,
     ) -> Request:
+        metadata = dict(metadata)
+        if metadata_size(metadata) > MAX_METADATA:
+            raise ValueError(
+                f"metadata of {metadata_size(metadata)} bytes exceeds the limit of {MAX_METADATA}"
+            )
         return Request(
             call=0,
             service=service,
             endpoint=endpoint,
-            metadata=dict(metadata),
+            metadata=metadata,
             budget=remaining_budget_ns(),
             ct=codec.content_type,
             stream=stream,

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from ..codec import DEFAULT_LIMITS
 from ..session import ProtocolError
 
 __all__ = [
@@ -143,6 +144,18 @@ def _make_converter() -> cattrs.Converter:
 
 
 _converter = _make_converter()
+
+
+#: Most bytes of metadata (keys and values, UTF-8) one call may carry (DESIGN.md §5).
+MAX_METADATA = DEFAULT_LIMITS.max_header_size
+
+
+def metadata_size(metadata: dict[str, str]) -> int:
+    """The bytes of a call's metadata, as `MAX_METADATA` counts them."""
+    chars = sum(len(key) + len(value) for key, value in metadata.items())
+    if chars * 4 <= MAX_METADATA:  # UTF-8 takes at most 4 bytes a character: surely within
+        return chars
+    return sum(len(key.encode()) + len(value.encode()) for key, value in metadata.items())
 
 
 def encode(envelope: Envelope) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from ..session import Connection, ProtocolError, SessionError
 from . import errors
 from ._context import Call, Metadata, serving
 from ._envelope import (
+    MAX_METADATA,
     Cancel,
     End,
     Envelope,
@@ -30,6 +31,7 @@ from ._envelope import (
     Response,
     decode,
     encode,
+    metadata_size,
 )
 from ._forward import PROXY_ENDPOINTS
 from ._handler import Handler
@@ -166,6 +168,12 @@ class RpcServer:
         elif handler.stream != request.stream:
             kind = "a streaming" if handler.stream else "a unary"
             return errors.method_not_allowed(f"{request.endpoint} is {kind} endpoint", id=self.name)
+        if metadata_size(request.metadata) > MAX_METADATA:
+            return errors.bad_request(
+                f"metadata of {metadata_size(request.metadata)} bytes exceeds the limit of "
+                f"{MAX_METADATA}",
+                id=self.name,
+            )
         if not self.in_flight.accepting:
             return errors.unavailable(f"{self.name} is shutting down", id=self.name)
         if self._admitted >= self.max_concurrency:
