@@ -58,7 +58,10 @@ def test_calls_cross_three_sites_with_deadlines_and_routes_go_with_a_node(
 
     node("a")
     b = node("b", "a")
-    node("c", "b")
+    node("c")  # joins through `trimicro network connect`, below
+    joined = cli("network", "connect", f"127.0.0.1:{ports['b']}", env=sites["c"])
+    assert joined.returncode == 0, joined.stderr
+    assert joined.stdout.strip() == "dialling 1 peer(s)"
     greeter_env = {k: v for k, v in sites["c"].items() if k != "TRIMICRO_PROXY"}
     greeter = start_service("examples.greeter:service", env=greeter_env)
 
@@ -75,6 +78,8 @@ def test_calls_cross_three_sites_with_deadlines_and_routes_go_with_a_node(
     assert ask("connections") == [{"node": "b", "address": f"127.0.0.1:{ports['b']}"}]
     assert {n["id"] for n in ask("nodes")} == {"a", "b", "c"}  # type: ignore[index,union-attr]
     assert "greeter" in ask("services")  # type: ignore[operator]
+    assert ask("routes", "--service", "greeter", "--gateway", "b")
+    assert ask("routes", "--service", "greeter", "--router", "nobody") == []
     graph = ask("graph")
     assert graph["root"]["node"]["id"] == "a"  # type: ignore[index]
     assert [p["node"]["id"] for p in graph["root"]["peers"]] == ["b"]  # type: ignore[index]
@@ -109,4 +114,8 @@ def test_a_bad_network_flag_is_a_usage_error(site_env) -> None:
     result = cli("network", "node", "--peer", "x", "--resolver", "http", env=site_env)
     assert result.returncode == 2
     assert "--resolver-url" in result.stderr and "Traceback" not in result.stderr
+    result = cli("network", "connect", "nowhere", env=site_env)
+    assert result.returncode == 2
+    assert "PEERS 'nowhere': expected HOST:PORT" in result.stderr
+    assert "Traceback" not in result.stderr
     assert os.path.isdir(ROOT)

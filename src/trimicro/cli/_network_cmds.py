@@ -212,11 +212,25 @@ def connections(g: Globals, address: str | None) -> None:
 @network.command()
 @_node_option
 @click.option("--service", default="", help="Only routes to this service.")
+@click.option("--route-address", "route_address", default="", help="Only routes to this address.")
+@click.option("--gateway", default="", help="Only routes through this gateway.")
+@click.option("--router", default="", help="Only routes learned from this router (node id).")
+@click.option("--network", "network_name", default="", help="Only routes in this network.")
 @global_options
 @pass_globals
-def routes(g: Globals, address: str | None, service: str) -> None:
-    """The node's routing table, cheapest first."""
-    rows = _query("Network.Routes", {"service": service}, g, address)
+def routes(
+    g: Globals,
+    address: str | None,
+    service: str,
+    route_address: str,
+    gateway: str,
+    router: str,
+    network_name: str,
+) -> None:
+    """The node's routing table, cheapest first (filters combine; empty matches all)."""
+    filters = {"service": service, "address": route_address, "gateway": gateway,
+               "router": router, "network": network_name}  # fmt: skip
+    rows = _query("Network.Routes", filters, g, address)
     columns = ["SERVICE", "ADDRESS", "GATEWAY", "ROUTER", "NETWORK", "METRIC", "LINK"]
     _table(rows, columns, g.output)
 
@@ -233,6 +247,22 @@ def services(g: Globals, address: str | None) -> None:
     else:
         for name in names:
             click.echo(name)
+
+
+@network.command()
+@_node_option
+@click.argument("peers", nargs=-1, required=True)
+@global_options
+@pass_globals
+def connect(g: Globals, address: str | None, peers: tuple[str, ...]) -> None:
+    """Have the node dial PEERS (link addresses, host:port) and keep them dialled."""
+    for peer in peers:
+        _check_address("PEERS", peer)
+    reply = _query("Network.Connect", {"nodes": list(peers)}, g, address)
+    if g.output == "json":
+        emit_json(reply, "json")
+    else:
+        click.echo(f"dialling {reply['dialling']} peer(s)")
 
 
 @network.command()
