@@ -92,3 +92,15 @@ def test_tcp_is_one_flag_away_and_the_cli_follows_the_registry(start_service, si
     result = cli("call", "greeter", "Say.Hello", '{"name": "Tom"}', env=site_env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"msg": "Hello Tom"}
+
+
+def test_call_address_reaches_one_node_without_the_registry(start_service, site_env) -> None:
+    node = start_service("examples.greeter:service")
+    elsewhere = {**site_env, "TRIMICRO_REGISTRY": "memory://nothing-registered"}
+    result = cli("call", "--address", node.address, "greeter", "Say.Hello", '{"name": "Di"}',
+                 env=elsewhere)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"msg": "Hello Di"}
+    bad = cli("call", "--address", "nowhere", "greeter", "Say.Hello", "{}", env=elsewhere)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "'nowhere' is not HOST:PORT" in bad.stderr

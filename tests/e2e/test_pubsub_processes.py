@@ -77,3 +77,22 @@ async def test_queue_group_across_processes(site_env: dict[str, str], broker_url
     assert everything == list(range(COUNT))
     assert sorted(shares[0] + shares[1]) == list(range(COUNT))
     assert shares[0] and shares[1]
+
+
+def test_the_publish_command_reaches_a_subscriber(site_env: dict[str, str]) -> None:
+    env = {**site_env, "TRIMICRO_BROKER": "direct://"}
+    subscriber = _subscriber(env, "--count", "2")
+    try:
+        first = subprocess.run(
+            [sys.executable, "-m", "trimicro", "publish", "events", '{"seq": 0}'],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        second = subprocess.run(
+            [sys.executable, "-m", "trimicro", "publish", "events"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=30, input='{"seq": 1}',
+        )  # fmt: skip
+        assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+        assert _received(subscriber) == [0, 1]
+    finally:
+        if subscriber.poll() is None:
+            subscriber.kill()
