@@ -191,3 +191,31 @@ async def test_the_registry_resolver_finds_nodes_of_the_same_network(
             await trio.sleep(61)  # the resolver runs at start and every minute
             assert [p.id for p in b.graph.peers()] == ["a"]
             assert [p.id for p in a.graph.peers()] == ["b"]
+
+
+async def test_an_advert_from_a_node_without_a_link_is_ignored(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """DESIGN.md §7: adverts from routers outside the graph are ignored — a node learns routes
+    only from the peers it has a link to (here: `n2` is two hops from `n0`)."""
+    from trimicro.network._messages import AdvertMessage
+    from trimicro.routing import Route
+    from trimicro.routing._advert import Advert, AdvertType
+    from trimicro.routing._table import EventType, RouteEvent
+
+    async with open_simulated_network(3, edges=LINE, seed=4) as net:
+        await net.wait_converged()
+        a = net.nodes[0]
+        now = trio.current_time()
+        forged = Route("ghost-svc", "10.9.9.9:1", router="n2", network="trimicro", metric=1)
+        advert = Advert(
+            "n2", AdvertType.UPDATE, now, events=[RouteEvent(EventType.CREATE, forged, now)]
+        )
+        before = a.counters["adverts_in"]
+        for sender in ("n2", "stranger"):  # linked to n1 only; not in the network at all
+            await a._handle(AdvertMessage(sender, advert, (("n2",),)))
+        assert a.counters["adverts_in"] == before  # (no checkpoint since `before`)
+        assert not [r for r in a.routes() if r.service == "ghost-svc"]
+        await a._handle(AdvertMessage("n1", advert, (("n2",),)))  # the same from a linked peer
+        assert a.counters["adverts_in"] == before + 1
+        assert [r for r in a.routes() if r.service == "ghost-svc"]
