@@ -19,6 +19,9 @@ import attrs
 import httpx
 import trio
 import trio_websocket
+import wsproto.events
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
 
 from ..nursery import open_owned_nursery
 from ..rpc import errors
@@ -170,6 +173,20 @@ def _upstream_headers(request: HttpRequest, target: Target) -> list[tuple[bytes,
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers if k not in _HANDSHAKE]
 
 
+class _ClientConnection(trio_websocket.WebSocketConnection):
+    """trio-websocket's connection, but a ping that crosses our close frame goes unanswered.
+
+    trio-websocket (0.12, python-trio/trio-websocket#184) answers it anyway; wsproto refuses
+    to send after a close frame (LocalProtocolError), which kills the reader task, and
+    `open_websocket`'s close then waited out `connect_timeout` (10 s) for a handshake nobody
+    would complete, and raised. hypercorn pings right after accepting, so a client closing
+    at once often met it. RFC 6455 §5.5.1: after its close frame an endpoint sends nothing."""
+
+    async def _handle_ping_event(self, event: wsproto.events.Ping) -> None:
+        if self._wsproto.state is ConnectionState.OPEN:
+            await super()._handle_ping_event(event)
+
+
 @asynccontextmanager
 async def open_websocket(
     address: str,
@@ -186,11 +203,15 @@ async def open_websocket(
     with trio.fail_after(connect_timeout):
         stream = await trio.open_tcp_stream(host.strip("[]"), int(port))
     async with stream, open_owned_nursery() as nursery:
+        ws = _ClientConnection(
+            stream, WSConnection(ConnectionType.CLIENT), host=address, path=path,
+            client_subprotocols=subprotocols, client_extra_headers=headers,
+            max_message_size=max_message_size,
+        )  # fmt: skip
+        # trio_websocket.wrap_client_stream, with the connection class above.
+        nursery.start_soon(ws._reader_task)
         with trio.fail_after(connect_timeout):
-            ws = await trio_websocket.wrap_client_stream(
-                nursery, stream, address, path, subprotocols=subprotocols,
-                extra_headers=headers, max_message_size=max_message_size,
-            )  # fmt: skip
+            await ws._open_handshake.wait()
         try:
             yield ws
         finally:
