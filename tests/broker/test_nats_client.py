@@ -162,3 +162,35 @@ async def test_a_paused_server_loses_nothing_once_it_resumes() -> None:
         proc.send_signal(signal.SIGCONT)
         stop(proc)
     assert got == list(range(100))
+
+
+async def test_a_plain_nats_client_reaches_a_trimicro_subscriber() -> None:
+    """DESIGN.md §3: any NATS client can publish to a trimicro subscriber — no headers, a JSON
+    body (the content type a plain client most likely sends)."""
+    with nats_server() as port:
+        url = f"nats://127.0.0.1:{port}"
+        received: list[tuple[dict[str, object], dict[str, str]]] = []
+        service = trimicro.Service("plain", registry="memory://nats-plain", transport="tcp://",
+                                   broker=url)  # fmt: skip
+
+        @service.subscribe("orders.created")
+        async def on(order: dict[str, object]) -> None:
+            received.append((order, dict(trimicro.current_message().metadata)))
+
+        async with trio.open_nursery() as nursery:
+            stop = trio.Event()
+            await nursery.start(_run_until, service, stop)
+            raw = await trio.open_tcp_stream("127.0.0.1", port)
+            async with raw:
+                await raw.receive_some(4096)  # INFO
+                body = b'{"id": 7, "item": "tea"}'
+                await raw.send_all(
+                    b'CONNECT {"verbose":false,"headers":false}\r\n'
+                    + b"PUB orders.created %d\r\n%s\r\nPING\r\n" % (len(body), body)
+                )
+                assert b"PONG" in await raw.receive_some(4096)
+                with trio.fail_after(5):
+                    while not received:
+                        await trio.sleep(0.01)
+            stop.set()
+    assert received[0][0] == {"id": 7, "item": "tea"}

@@ -133,3 +133,12 @@ def test_codec_for_content_types() -> None:
     assert codec_for("APPLICATION/CBOR") is CBOR
     with pytest.raises(CodecError, match="unsupported content type 'text/xml'"):
         codec_for("text/xml")
+
+
+def test_object_means_any_plain_value_and_keys_are_still_checked() -> None:
+    assert structure({"a": [1, b"x"], "b": None}, dict[str, object]) == {"a": [1, b"x"], "b": None}
+    assert structure(5, object) == 5
+    with pytest.raises(CodecError, match=r"request\[1\]: expected string, got integer"):
+        structure({1: 1}, dict[str, object])
+    with pytest.raises(CodecError, match=r"request\['a'\]: expected integer"):
+        structure({"a": "x"}, dict[str, int])  # registering `object` shadows no other type

@@ -61,6 +61,9 @@ def _make(for_json: bool) -> cattrs.Converter:
         converter.register_unstructure_hook(bytes, lambda b: base64.b64encode(b).decode())
     else:
         converter.register_structure_hook(bytes, _strict_scalar(bytes))
+    # `object` (as in `dict[str, object]`) means any plain value, as `Any` does.
+    # (A predicate: a hook registered *for* `object` would shadow every other type's.)
+    converter.register_structure_hook_func(lambda t: t is object, lambda value, _: value)
     return converter
 
 
@@ -74,9 +77,9 @@ def unstructure(obj: object, *, for_json: bool = False) -> Any:
 
 
 def structure(data: Any, cls: type[T] | Any, *, for_json: bool = False) -> T:
-    """Plain data → `cls`. `cls` None or Any passes data through. Raises `CodecError` naming
+    """Plain data → `cls`. `cls` None, Any or object passes data through. Raises `CodecError` naming
     the field path, e.g. `request.items[2].name: expected string, got integer`."""
-    if cls is None or cls is Any:
+    if cls is None or cls is Any or cls is object:
         result: T = data
         return result
     if attrs.has(cls) and not isinstance(data, dict):
