@@ -46,3 +46,31 @@ async def test_sigterm_drains_in_flight_call_then_exits_zero(start_service, site
 
     assert len(results) == 1 and results[0]["slept"] >= 1.5
     assert await trio.to_thread.run_sync(service.proc.wait) == 0
+
+
+async def test_trimicro_run_in_a_script_stops_on_sigint(site_env) -> None:
+    """The synchronous entry point users put at the bottom of a script: `trimicro.run(service)`
+    serves until Ctrl-C (SIGINT), then deregisters and exits 0."""
+    import sys
+
+    from .conftest import ROOT
+
+    script = "import trimicro; from examples.greeter import service; trimicro.run(service)"
+    proc = await trio.lowlevel.open_process([sys.executable, "-c", script], env=site_env, cwd=ROOT)
+    registry_url = site_env["TRIMICRO_REGISTRY"]
+    try:
+        async with (
+            open_registry(registry_url) as registry,
+            trimicro.open_client(registry=registry_url, transport="quic://") as client,
+        ):
+            with trio.fail_after(20):
+                while not await registry.get_service("greeter"):
+                    await trio.sleep(0.1)
+            assert await client.call("greeter", "Say.Hello", {"name": "Ed"}) == {"msg": "Hello Ed"}
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(20):
+                assert await proc.wait() == 0
+            assert await registry.get_service("greeter") == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
