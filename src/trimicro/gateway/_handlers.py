@@ -146,14 +146,20 @@ class Backend:
     limits: HttpLimits = attrs.field(factory=HttpLimits)
     rng: random.Random = attrs.field(factory=random.Random)
 
-    async def records(self, service: str) -> list[ServiceRecord]:
+    async def records(self, service: str, *, for_call: bool = False) -> list[ServiceRecord]:
         """The service's records; 404 when nothing serves it (a path naming no service is a
-        missing resource, not an outage), 503 when the registry cannot be asked."""
+        missing resource, not an outage), 503 when the registry cannot be asked. `for_call`
+        with a proxy (`TRIMICRO_PROXY`): a service this site does not know may live behind
+        it (another site), so none found is `[]` (no schema) and the call goes on."""
         try:
             records = await self.lookup(service)
         except RegistryError as exc:
+            if for_call and self.client.proxy is not None:
+                return []
             raise errors.unavailable(f"registry: {exc}", id=GATEWAY_ID) from None
         if not any(record.nodes for record in records):
+            if for_call and self.client.proxy is not None:
+                return []
             raise errors.not_found(f"service {service} not found", id=GATEWAY_ID)
         return records
 
@@ -260,7 +266,7 @@ def _route_of(backend: Backend, request: HttpRequest) -> tuple[str, str]:
 async def rpc_path(backend: Backend, request: HttpRequest, receive: Receive, send: Send) -> None:
     """`rpc` handler: path → service and endpoint, JSON body (or query) → request."""
     service, endpoint = _route_of(backend, request)
-    records = await backend.records(service)
+    records = await backend.records(service, for_call=True)
     body = await read_body(receive, request, backend.limits)
     payload = rpc_payload(request, body, request_schema(records, endpoint))
     reply = await backend.call(service, endpoint, payload, call_metadata(request))
@@ -312,7 +318,7 @@ def _response_headers(response: api.Response) -> list[tuple[str, str]]:
 async def api_path(backend: Backend, request: HttpRequest, receive: Receive, send: Send) -> None:
     """`api` handler: path → API service and endpoint, which gets an `api.Request`."""
     service, endpoint = _route_of(backend, request)
-    await backend.records(service)
+    await backend.records(service, for_call=True)
     body = await read_body(receive, request, backend.limits)
     payload = unstructure(api_request(request, body), for_json=True)
     reply = await backend.call(service, endpoint, payload, call_metadata(request))

@@ -24,7 +24,7 @@ from hypercorn.app_wrappers import ASGIWrapper
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework, ConnectionState
 
-from .._config import ConfigError, resolve_registry, resolve_transport
+from .._config import ConfigError, resolve_proxy, resolve_registry, resolve_transport
 from ..nursery import open_owned_nursery
 from ..registry import open_registry, open_service_cache
 from ..rpc import Client, TransportFor
@@ -160,9 +160,12 @@ async def open_gateway(
     limits: HttpLimits | None = None,
     registry: str | None = None,
     transport: str | None = None,
+    proxy: str | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Gateway]:
-    """Run an API gateway for the block; yields it once it listens.
+    """Run an API gateway for the block; yields it once it listens. `proxy` (default
+    `TRIMICRO_PROXY`): send every call through that proxy or network node, so services of
+    other sites answer too (micro's `MICRO_PROXY=go.micro.network micro api`).
 
     Example::
 
@@ -172,13 +175,14 @@ async def open_gateway(
     limits = limits or HttpLimits()
     rng = rng or random.Random()
     transport_obj = load_transport(resolve_transport(transport))
+    proxy = resolve_proxy(proxy)
     async with (
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
         open_owned_nursery() as client_nursery,
         _http_client(limits) as http,
     ):
-        client = Client(client_nursery, cache, TransportFor(transport_obj), rng=rng)
+        client = Client(client_nursery, cache, TransportFor(transport_obj), rng=rng, proxy=proxy)
         backend = Backend(client, cache.get_service, _namespace(namespace, handler), limits, rng)
         app = GatewayApp(backend, http, handler=handler, cors=Cors(frozenset(cors)))
         try:

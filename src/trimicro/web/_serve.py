@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import trio
 
-from .._config import resolve_registry, resolve_transport
+from .._config import resolve_proxy, resolve_registry, resolve_transport
 from ..gateway import HttpLimits, HttpServer, start_http
 from ..nursery import Backoff, open_owned_nursery, supervise
 from ..registry import open_registry, open_service_cache
@@ -45,12 +45,14 @@ async def open_dashboard(
     network: NetworkView | None = None,
     network_node: str | None = None,
     limits: HttpLimits | None = None,
+    proxy: str | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Dashboard]:
     """Run the web dashboard for the block; yields it once it listens and watches.
 
     The network pages ask `network`, or else the network node whose RPC address is
-    `network_node`; with neither they say they are not connected.
+    `network_node`; with neither they say they are not connected. `proxy` (default
+    `TRIMICRO_PROXY`): the dashboard's calls go through that proxy or network node.
 
     Example::
 
@@ -59,12 +61,14 @@ async def open_dashboard(
     """
     limits = limits or web_limits()
     transport_obj = load_transport(resolve_transport(transport))
+    proxy = resolve_proxy(proxy)
     async with (
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
         open_owned_nursery() as nursery,
     ):
-        client = Client(nursery, cache, TransportFor(transport_obj), rng=rng or random.Random())
+        rng = rng or random.Random()
+        client = Client(nursery, cache, TransportFor(transport_obj), rng=rng, proxy=proxy)
         feed = RegistryFeed(reg)
         nursery.start_soon(lambda: supervise(feed.run, name="web-feed", backoff=Backoff()))
         if network is None and network_node is not None:
