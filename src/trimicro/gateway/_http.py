@@ -235,6 +235,7 @@ class Responder:
 
     def __init__(self, send: Send, extra: Iterable[tuple[str, str]] = ()) -> None:
         self._send = send
+        self.raw = send  # the `send` it wraps (for a response that must not get `extra`)
         self._extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in extra]
         self.started = False
 

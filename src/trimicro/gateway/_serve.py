@@ -140,7 +140,7 @@ class Gateway(HttpServer):
     app: GatewayApp = attrs.field(kw_only=True)
 
 
-def _http_client(limits: HttpLimits) -> httpx.AsyncClient:
+def upstream_http_client(limits: HttpLimits) -> httpx.AsyncClient:
     # trust_env=False: the environment's HTTP(S)_PROXY must not reroute calls to our backends.
     return httpx.AsyncClient(
         timeout=httpx.Timeout(limits.call_timeout, connect=5.0),
@@ -180,7 +180,7 @@ async def open_gateway(
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
         open_owned_nursery() as client_nursery,
-        _http_client(limits) as http,
+        upstream_http_client(limits) as http,
     ):
         client = Client(client_nursery, cache, TransportFor(transport_obj), rng=rng, proxy=proxy)
         backend = Backend(client, cache.get_service, _namespace(namespace, handler), limits, rng)

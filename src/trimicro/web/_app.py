@@ -44,6 +44,7 @@ from ..gateway._http import (
 )
 from ..registry import Registry, RegistryError, ServiceRecord, WatchEvent
 from ..rpc import Client, errors
+from ._apps import WebApps
 from ._data import record_json, services_json
 from ._feed import RegistryFeed
 from ._network import NetworkView
@@ -141,6 +142,7 @@ class DashboardApp:
         *,
         network: NetworkView | None = None,
         limits: HttpLimits | None = None,
+        apps: WebApps | None = None,
     ) -> None:
         self.registry = registry
         self.client = client
@@ -148,6 +150,7 @@ class DashboardApp:
         self.network = network
         self.limits = limits or web_limits()
         self.static = Static.load()
+        self.apps = apps
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -162,6 +165,10 @@ class DashboardApp:
     async def _http(self, request: HttpRequest, receive: Receive, send: Responder) -> None:
         try:
             check_head(request, self.limits)
+            if self.apps is not None and self.apps.serves(request.path):
+                # A web app's own pages: its headers, not the dashboard's security policy.
+                await self.apps.http(request, receive, Responder(send.raw))
+                return
             await self._route(request, receive, send)
         except errors.Error as error:
             if not send.started:
@@ -262,6 +269,9 @@ class DashboardApp:
             return
         try:
             check_head(request, self.limits)
+            if self.apps is not None and self.apps.serves(request.path):
+                await self.apps.websocket(request, receive, send)
+                return
             if request.path != "/ws/registry":
                 raise errors.not_found(f"no websocket at {request.path}", id=WEB_ID)
             if not _same_origin(request):

@@ -13,12 +13,14 @@ import attrs
 import trio
 
 from .._config import resolve_proxy, resolve_registry, resolve_transport
-from ..gateway import HttpLimits, HttpServer, start_http
+from ..gateway import Backend, HttpLimits, HttpServer, start_http
+from ..gateway._serve import upstream_http_client
 from ..nursery import Backoff, open_owned_nursery, supervise
 from ..registry import open_registry, open_service_cache
 from ..rpc import Client, TransportFor
 from ..session import load_transport
 from ._app import DashboardApp, web_limits
+from ._apps import NAMESPACE, WebApps
 from ._feed import RegistryFeed
 from ._network import NetworkView, NodeView
 
@@ -66,14 +68,16 @@ async def open_dashboard(
         open_registry(resolve_registry(registry)) as reg,
         open_service_cache(reg) as cache,
         open_owned_nursery() as nursery,
+        upstream_http_client(limits) as http,
     ):
         rng = rng or random.Random()
         client = Client(nursery, cache, TransportFor(transport_obj), rng=rng, proxy=proxy)
+        apps = WebApps(Backend(client, cache.get_service, NAMESPACE, limits, rng), http)
         feed = RegistryFeed(reg)
         nursery.start_soon(lambda: supervise(feed.run, name="web-feed", backoff=Backoff()))
         if network is None and network_node is not None:
             network = NodeView(client, network_node)
-        app = DashboardApp(reg, client, feed, network=network, limits=limits)
+        app = DashboardApp(reg, client, feed, network=network, limits=limits, apps=apps)
         try:
             await feed.watching.wait()  # changes from here on reach the live pages
             yield await _start(nursery, app, address, limits)
