@@ -111,15 +111,17 @@ def _read(variable: str, path: str) -> bytes:
 
 
 def _load_certificates(variable: str, path: str) -> list[x509.Certificate]:
+    data = _read(variable, path)  # outside the try: IdentityError is a ValueError too
     try:
-        certificates = x509.load_pem_x509_certificates(_read(variable, path))
+        certificates = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise IdentityError(f"{variable}={path!r}: no PEM certificate in the file") from None
     return certificates
 
 
 def _load_key(variable: str, path: str) -> Any:
+    data = _read(variable, path)
     try:
-        return serialization.load_pem_private_key(_read(variable, path), password=None)
+        return serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise IdentityError(f"{variable}={path!r}: not an unencrypted PEM key ({exc})") from None
