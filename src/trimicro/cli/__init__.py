@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .._config import (
-    ConfigError,
-    resolve_broker,
-    resolve_proxy,
-    resolve_registry,
-    resolve_transport,
-)
+from .._config import ConfigError, check_environment
 from ._api_cmd import api
 from ._broker_cmds import publish, subscribe
 from ._client_cmds import register_commands
@@ -30,12 +24,10 @@ __all__ = ["cli", "main"]
 @global_options
 def cli() -> None:
     """trimicro: microservices on trio's structured concurrency."""
-    # Bad TRIMICRO_* values fail here, naming the variable, whatever the command.
+    # Bad TRIMICRO_* values (plugins, address, proxy, namespace, token, TLS files) fail here,
+    # naming the variable, whatever the command: all commands read the same environment.
     try:
-        resolve_registry()
-        resolve_transport()
-        resolve_broker()
-        resolve_proxy()
+        check_environment()
     except ConfigError as exc:
         raise Fail(str(exc), EXIT_INPUT) from None
 

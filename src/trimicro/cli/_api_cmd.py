@@ -8,7 +8,7 @@ from typing import Any
 import click
 import trio
 
-from .._config import ConfigError
+from .._config import ConfigError, resolve_namespace
 from ..gateway import DEFAULT_ADDRESS, HANDLERS, Gateway, serve_gateway
 from ..nursery import open_owned_nursery
 from ._options import Globals, global_options, pass_globals
@@ -44,7 +44,8 @@ async def _serve(options: dict[str, Any]) -> None:
 )
 @click.option(
     "--namespace",
-    help="Prefix of the services paths map to (default trimicro.api; trimicro.web for web).",
+    help="Prefix of the services paths map to (default TRIMICRO_NAMESPACE, else trimicro.api;"
+    " trimicro.web for web; '' for none).",
 )
 @click.option(
     "--cors", "cors", multiple=True, metavar="ORIGIN", help="Allow this origin ('*': any)."
@@ -56,9 +57,13 @@ def api(
 ) -> None:
     """Serve the HTTP API gateway: POST /rpc, and paths mapped to services."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        namespace = resolve_namespace(namespace)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INPUT)
     options: dict[str, Any] = {
         "address": address, "handler": handler, "namespace": namespace, "cors": cors,
-        "registry": g.registry, "transport": g.transport,
+        "registry": g.registry, "transport": g.transport, "proxy": g.proxy,
     }  # fmt: skip
     try:
         trio.run(_serve, options)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 import trio
 
-from .._config import resolve_registry
+from .._config import ConfigError, resolve_network_token, resolve_registry
 from .._service import open_client
 from ..network import (
     NETWORK_SERVICE,
@@ -24,6 +23,7 @@ from ..network import (
     registry_resolver,
     static_resolver,
 )
+from ..nursery import open_owned_nursery
 from ..registry import open_registry
 from ..session.tunnel import TunnelOptions
 from ._client_cmds import _run
@@ -103,7 +103,10 @@ def node(
     _check_address("--rpc-address", rpc_address)
     if resolver == "http" and not resolver_url:
         fail("--resolver http needs --resolver-url", EXIT_INPUT)
-    token = token or os.environ.get("TRIMICRO_NETWORK_TOKEN") or None
+    try:
+        token = resolve_network_token(token or None)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_INPUT)
     options = NetworkOptions(
         network=network_name,
         announce_interval=announce,
@@ -136,7 +139,7 @@ def node(
 
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> None:
     async def runner() -> None:
-        async with trio.open_nursery() as nursery:
+        async with open_owned_nursery() as nursery:  # a start-up failure surfaces unwrapped
             nursery.start_soon(main)
             await first_signal()
             nursery.cancel_scope.cancel()

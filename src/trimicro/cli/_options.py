@@ -9,6 +9,15 @@ from typing import Any, TypeVar
 import attrs
 import click
 
+from .._config import (
+    ConfigError,
+    resolve_broker,
+    resolve_proxy,
+    resolve_registry,
+    resolve_transport,
+)
+from ._output import EXIT_INPUT, Fail
+
 __all__ = ["Globals", "global_options", "pass_globals"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +30,21 @@ class Globals:
     broker: str | None = None
     proxy: str | None = None
     output: str = "text"
+
+    def check(self) -> None:
+        """Fail (exit 2, one line) on a bad --registry/--transport/--broker/--proxy, whether
+        or not the command uses it: the environment is checked the same way (cli/__init__)."""
+        try:
+            for value, resolve in [
+                (self.registry, resolve_registry),
+                (self.transport, resolve_transport),
+                (self.broker, resolve_broker),
+                (self.proxy, resolve_proxy),
+            ]:
+                if value is not None:
+                    resolve(value)
+        except ConfigError as exc:
+            raise Fail(str(exc), EXIT_INPUT) from None
 
 
 def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
@@ -60,6 +84,7 @@ def pass_globals(fn: F) -> F:
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
         root = ctx.find_root()
         root.ensure_object(Globals)
+        root.obj.check()
         return ctx.invoke(fn, root.obj, *args, **kwargs)
 
     wrapper.__name__ = fn.__name__

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from typing import Any
 
 import click
 import trio
 
-from .._config import ConfigError
+from .._config import ConfigError, check_host
 from ..nursery import open_owned_nursery
 from ..web import DEFAULT_ADDRESS, Dashboard, serve_dashboard
 from ._options import Globals, global_options, pass_globals
@@ -22,20 +21,9 @@ __all__ = ["web"]
 def check_address(address: str, flag: str = "--address") -> str:
     """`HOST:PORT` (`[v6]:PORT` for IPv6); a one-line error naming the option otherwise."""
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535 or not _host_ok(host):
+    if not sep or not port.isdigit() or int(port) > 65535 or not check_host(host):
         fail(f"{flag} {address!r} is not HOST:PORT", EXIT_INPUT)
     return address
-
-
-def _host_ok(host: str) -> bool:
-    if host.startswith("[") or host.endswith("]") or ":" in host:
-        # Only a bracketed IPv6 literal may contain colons.
-        try:
-            ipaddress.IPv6Address(host.removeprefix("[").removesuffix("]"))
-        except ValueError:
-            return False
-        return host.startswith("[") and host.endswith("]")
-    return not any(c.isspace() or c in "/?#@" for c in host)
 
 
 async def _serve(options: dict[str, Any]) -> None:
@@ -63,6 +51,7 @@ def web(g: Globals, address: str, network_node: str | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options: dict[str, Any] = {
         "address": check_address(address), "registry": g.registry, "transport": g.transport,
+        "proxy": g.proxy,
         "network_node": None if network_node is None else check_address(network_node, "--network"),
     }  # fmt: skip
     try:

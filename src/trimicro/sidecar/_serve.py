@@ -21,7 +21,15 @@ import attrs
 import httpx
 import trio
 
-from .._config import ConfigError, resolve_broker, resolve_registry, resolve_transport
+from .._config import (
+    ConfigError,
+    check_tls,
+    resolve_address,
+    resolve_broker,
+    resolve_proxy,
+    resolve_registry,
+    resolve_transport,
+)
 from .._service import RunningService, Service
 from ..broker import open_broker
 from ..gateway import Backend, HttpLimits, HttpServer, start_http
@@ -81,6 +89,11 @@ class Presence:
                     await self.health.wait_for(True)
                     try:
                         await self._serve_while_healthy()
+                    except ConfigError:
+                        raise  # a bad setting stays bad: retrying would only log it forever
+                    except OSError as exc:  # e.g. the address cannot be bound (yet)
+                        log.warning("could not serve %s: %s", self.service.name, exc)
+                        await trio.sleep(self.retry_after)
                     except Exception:  # e.g. the registry refused: try again later
                         log.exception("could not register %s", self.service.name)
                         await trio.sleep(self.retry_after)
@@ -128,14 +141,15 @@ def _http_client(limits: HttpLimits) -> httpx.AsyncClient:
 
 
 def app_service(
-    name: str, endpoints: Iterable[AppEndpoint], proxy: AppProxy, **options: Any
+    name: str, endpoints: Iterable[AppEndpoint], app_proxy: AppProxy, **options: Any
 ) -> Service:
     """The `Service` that stands for the app: each endpoint POSTs to the app, declared ones
-    to their path and any other to its default path (the registry lists only declared ones)."""
+    to their path and any other to its default path (the registry lists only declared ones).
+    `options` go to `Service` (`proxy=` among them: where the service's own calls go)."""
     service = Service(name, **options)
     for endpoint in endpoints:
-        service.endpoint(endpoint.name)(proxy.handler(endpoint))
-    service.fallback(proxy.any_endpoint)
+        service.endpoint(endpoint.name)(app_proxy.handler(endpoint))
+    service.fallback(app_proxy.any_endpoint)
     return service
 
 
@@ -173,8 +187,12 @@ async def open_sidecar(
     limits = limits or HttpLimits()
     rng = rng or random.Random()
     base_url, http_address = app_url(server_address)
+    # Every setting is checked here, before anything starts: the app's service only runs once
+    # a health check passes, and a bad value found then would fail each registration.
     registry_url, broker_url = resolve_registry(registry), resolve_broker(broker)
     transport_url = resolve_transport(transport)
+    rpc_address, proxy = resolve_address(rpc_address), resolve_proxy()
+    check_tls()
     transport_obj = load_transport(transport_url)
     async with (
         open_registry(registry_url) as reg,
@@ -188,7 +206,7 @@ async def open_sidecar(
         service = app_service(
             name, endpoints, AppProxy(name, base_url, http),
             version=version, metadata=dict(metadata or {}), address=rpc_address,
-            registry=registry_url, transport=transport_url, broker=broker_url,
+            registry=registry_url, transport=transport_url, broker=broker_url, proxy=proxy,
             register_ttl=register_ttl, register_interval=register_interval,
             drain_timeout=limits.graceful_timeout, rng=rng,
             node_metadata={SIDECAR_KEY: "http", HTTP_ADDRESS_KEY: http_address},
