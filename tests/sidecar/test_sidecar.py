@@ -252,3 +252,21 @@ async def test_streaming_calls_over_a_websocket_on_rpc(app: AppProcess) -> None:
             with trio.fail_after(5):
                 replies = [json.loads(await ws.get_message()) for _ in range(3)]
     assert replies == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_rpc_goes_through_a_proxy_to_another_site(app: AppProcess) -> None:
+    """With `proxy=` (`--proxy`, `TRIMICRO_PROXY`) the app reaches services of other sites."""
+    from ..gateway.test_through_proxy import _two_sites
+
+    async with (
+        _two_sites(),
+        running_sidecar(
+            app, registry="memory://site-a", transport="tcp://", proxy="trimicro.proxy"
+        ) as (sidecar, _),  # fmt: skip
+        http_client(sidecar) as http,
+    ):
+        far = await http.post(
+            "/rpc", json={"service": "greeter", "endpoint": "Say.Hello", "request": {"name": "C"}}
+        )
+    assert far.status_code == 200, far.text
+    assert far.json() == {"msg": "Hello C", "hops": "1"}

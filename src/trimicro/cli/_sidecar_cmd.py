@@ -117,7 +117,7 @@ def sidecar(
         address=check_address(address),
         rpc_address=None if rpc_address is None else check_address(rpc_address, "--rpc-address"),
         version=server_version, health_interval=healthcheck_interval,
-        registry=g.registry, transport=g.transport, broker=g.broker,
+        registry=g.registry, transport=g.transport, broker=g.broker, proxy=g.proxy,
     )  # fmt: skip
     try:
         trio.run(_serve, options)

@@ -170,11 +170,14 @@ async def open_sidecar(
     registry: str | None = None,
     transport: str | None = None,
     broker: str | None = None,
+    proxy: str | None = None,
     limits: HttpLimits | None = None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[Sidecar]:
     """Run a sidecar for the HTTP app `name` at `server_address` for the block; yields it
     once its HTTP server listens (the app registers as soon as a health check passes).
+    `proxy` (default `TRIMICRO_PROXY`): `/rpc` calls, and the app's service's own calls, go
+    through that proxy or network node.
 
     Example::
 
@@ -191,7 +194,7 @@ async def open_sidecar(
     # a health check passes, and a bad value found then would fail each registration.
     registry_url, broker_url = resolve_registry(registry), resolve_broker(broker)
     transport_url = resolve_transport(transport)
-    rpc_address, proxy = resolve_address(rpc_address), resolve_proxy()
+    rpc_address, proxy = resolve_address(rpc_address), resolve_proxy(proxy)
     check_tls()
     transport_obj = load_transport(transport_url)
     async with (
@@ -201,7 +204,9 @@ async def open_sidecar(
         open_owned_nursery() as nursery,
         _http_client(limits) as http,
     ):
-        client = Client(nursery, cache, TransportFor(transport_obj), rng=rng, broker=brk)
+        client = Client(
+            nursery, cache, TransportFor(transport_obj), rng=rng, broker=brk, proxy=proxy
+        )
         health = AppHealth()
         service = app_service(
             name, endpoints, AppProxy(name, base_url, http),
