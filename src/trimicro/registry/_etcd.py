@@ -6,6 +6,18 @@ record, so `etcdctl get --prefix /trimicro` shows every service. Each node lives
 of its TTL; re-registering keeps the lease alive (and grants a new one if etcd lost it, so a
 restart of etcd never leaves duplicates). Watches follow the prefix with etcd's streaming watch
 and turn key changes into create/update/delete events per (name, version).
+
+Several endpoints (`etcd://A:2379,B:2379,C:2379`, members of one cluster) are used one at a
+time: requests and the watch go to the current endpoint, and a connection failure (or a 5xx)
+moves them to the next one, round robin. The watch is checked every `WATCH_PROBE_INTERVAL`
+seconds by a linearizable read to its own endpoint, so a member that hangs (SIGSTOP, a
+partition, no leader) is left within about `WATCH_PROBE_INTERVAL + WATCH_PROBE_TIMEOUT`
+seconds, not only one that refuses or resets. A new watch resumes at the last revision seen
+plus one, so changes made while it was down are replayed, once; if that revision was compacted,
+or the store behind the endpoint is another one (a different cluster id, or a revision behind
+ours: etcd was wiped), the registry re-reads the whole prefix instead and diffs it against what
+it knew. Reconnects back off as before (`Backoff(0.1, 5.0)`), from zero again once a watch has
+been established.
 """
 
 from __future__ import annotations
@@ -23,7 +35,7 @@ import httpx
 import trio
 
 from ..codec import unstructure
-from ..nursery import Backoff
+from ..nursery import Backoff, open_owned_nursery
 from ._base import RegistryError
 from ._model import Endpoint, Node, ServiceRecord, WatchAction, WatchEvent
 
@@ -32,6 +44,9 @@ __all__ = ["EtcdRegistry", "open_etcd_registry"]
 log = logging.getLogger("trimicro.registry")
 
 REQUEST_TIMEOUT = 5.0
+WATCH_PROBE_INTERVAL = 2.0  # seconds between liveness reads on the watch's endpoint
+WATCH_PROBE_TIMEOUT = 2.0
+WATCH_BACKOFF = Backoff(0.1, 5.0)
 WATCH_QUEUE_SIZE = 1024
 DEFAULT_PREFIX = "/trimicro"
 
@@ -115,32 +130,59 @@ class _EtcdWatcher:
             raise StopAsyncIteration from None
 
 
+class _Resync(Exception):
+    """The watch cannot resume at our revision (compacted, or another store): re-read."""
+
+
+def _header(message: dict[str, Any]) -> tuple[str, int]:
+    header = message.get("header", {})
+    return str(header.get("cluster_id", "")), int(header.get("revision", 0))
+
+
 class EtcdRegistry:
     """The `Registry` for `etcd://`."""
 
     def __init__(self, http: httpx.AsyncClient, endpoints: list[str], prefix: str) -> None:
         self._http = http
         self._endpoints = endpoints
+        self._current = 0  # index of the endpoint requests and the watch go to first
         self._prefix = prefix.rstrip("/") or DEFAULT_PREFIX
         self._leases: dict[str, str] = {}  # node id → lease id
         self._watchers: set[_EtcdWatcher] = set()
         self._known: dict[tuple[str, str], ServiceRecord] = {}
+        self._revision: int | None = None  # the store revision `_known` reflects
+        self._cluster = ""  # the cluster id `_revision` belongs to
+        self._established = False  # the current watch stream was created
 
     def _key(self, name: str, node_id: str = "") -> str:
         return f"{self._prefix}/services/{name}/{node_id}"
 
+    def _failed(self, index: int) -> None:
+        """Endpoint `index` failed: if it is the current one, move on to the next."""
+        if self._current == index:
+            self._current = (index + 1) % len(self._endpoints)
+
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         last = ""
-        for endpoint in self._endpoints:
+        start = self._current
+        for step in range(len(self._endpoints)):
+            index = (start + step) % len(self._endpoints)
+            endpoint = self._endpoints[index]
             try:
                 response = await self._http.post(f"http://{endpoint}{path}", json=body)
             except httpx.HTTPError as exc:
                 last = f"{endpoint}: {type(exc).__name__} {exc}"
+                self._failed(index)
+                continue
+            if response.status_code >= 500:  # unavailable, no leader, timed out: another member
+                last = f"{endpoint}: {response.status_code} {response.text[:200]}"
+                self._failed(index)
                 continue
             if response.status_code != 200:
                 raise RegistryError(
                     f"etcd {endpoint}{path}: {response.status_code} {response.text[:200]}"
                 )
+            self._current = index
             result: dict[str, Any] = response.json()
             return result
         raise RegistryError(f"etcd unreachable ({last})")
@@ -175,7 +217,7 @@ class EtcdRegistry:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    async def _range(self, prefix: str) -> tuple[list[ServiceRecord], int]:
+    async def _range(self, prefix: str) -> tuple[list[ServiceRecord], str, int]:
         reply = await self._post(
             "/v3/kv/range", {"key": _b64(prefix), "range_end": _range_end(prefix)}
         )
@@ -185,7 +227,7 @@ class EtcdRegistry:
                 records.append(_record_from(_unb64(kv["value"])))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring malformed etcd entry %s: %s", _unb64(kv["key"]), exc)
-        return _merge(records), int(reply.get("header", {}).get("revision", 0))
+        return _merge(records), *_header(reply)
 
     async def get_service(self, name: str) -> list[ServiceRecord]:
         return (await self._range(self._key(name)))[0]
@@ -206,28 +248,104 @@ class EtcdRegistry:
             watcher.close()
 
     async def follow(self) -> None:
-        """Stream etcd's watch on the prefix into watch events; reconnect with backoff."""
+        """Stream etcd's watch on the prefix into watch events, failing over between the
+        endpoints (round robin, with backoff) and resuming at the last revision seen."""
         attempt = 0
         while True:
+            index = self._current
+            self._established = False
             try:
-                records, revision = await self._range(f"{self._prefix}/services/")
-                self._diff(records)
-                await self._stream_watch(revision + 1)
+                if self._revision is None:
+                    await self._refresh()
+                    index = self._current  # the endpoint that just answered
+                await self._stream_watch(index)
+            except _Resync as exc:
+                log.info("etcd watch on %s: %s; re-reading", self._endpoints[index], exc)
+                self._revision = None
+            except (RegistryError, httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                log.warning("etcd watch on %s interrupted: %s", self._endpoints[index], exc)
+                self._failed(index)
+            if self._established:
                 attempt = 0
-            except (RegistryError, httpx.HTTPError, ValueError) as exc:
-                log.warning("etcd watch interrupted: %s", exc)
-            await trio.sleep(Backoff(0.1, 5.0).delay(attempt))
+            await trio.sleep(WATCH_BACKOFF.delay(attempt))
             attempt += 1
 
-    async def _stream_watch(self, start: int) -> None:
+    async def _refresh(self) -> None:
+        """Re-read the prefix, emit the differences, remember the revision."""
+        records, cluster, revision = await self._range(f"{self._prefix}/services/")
+        self._diff(records)
+        self._cluster, self._revision = cluster, revision
+
+    async def _stream_watch(self, index: int) -> None:
+        """Watch through endpoint `index` until the stream fails or its probe does."""
+        endpoint = self._endpoints[index]
+        probe_failure: list[str] = []
+        error: Exception | None = None
+        async with open_owned_nursery() as nursery:
+            nursery.start_soon(self._probe, endpoint, probe_failure, nursery.cancel_scope)
+            try:
+                await self._read_watch(endpoint)
+            except (_Resync, RegistryError, httpx.HTTPError, ValueError, KeyError,
+                    TypeError) as exc:  # fmt: skip
+                error = exc
+            nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+        raise RegistryError(probe_failure[0] if probe_failure else "watch stream ended")
+
+    async def _probe(self, endpoint: str, failure: list[str], scope: trio.CancelScope) -> None:
+        """Every `WATCH_PROBE_INTERVAL`, a linearizable read of one key through `endpoint`: a
+        stream to a hung member (stopped, partitioned, without a leader) never errors."""
+        body = {"key": _b64(f"{self._prefix}/services/"), "limit": 1, "keys_only": True}
+        while True:
+            await trio.sleep(WATCH_PROBE_INTERVAL)
+            try:
+                response = await self._http.post(
+                    f"http://{endpoint}/v3/kv/range", json=body, timeout=WATCH_PROBE_TIMEOUT
+                )
+            except httpx.HTTPError as exc:
+                failure.append(f"liveness probe: {type(exc).__name__} {exc}")
+                scope.cancel()
+                return
+            if response.status_code != 200:
+                failure.append(f"liveness probe: {response.status_code} {response.text[:200]}")
+                scope.cancel()
+                return
+
+    async def _read_watch(self, endpoint: str) -> None:
+        assert self._revision is not None
         prefix = f"{self._prefix}/services/"
         request = {"create_request": {"key": _b64(prefix), "range_end": _range_end(prefix),
-                                      "start_revision": start}}  # fmt: skip
-        url = f"http://{self._endpoints[0]}/v3/watch"
-        async with self._http.stream("POST", url, json=request, timeout=None) as response:
+                                      "start_revision": self._revision + 1}}  # fmt: skip
+        url = f"http://{endpoint}/v3/watch"
+        timeout = httpx.Timeout(REQUEST_TIMEOUT, read=None)
+        async with self._http.stream("POST", url, json=request, timeout=timeout) as response:
+            if response.status_code != 200:
+                text = (await response.aread()).decode(errors="replace")
+                raise RegistryError(f"etcd watch {endpoint}: {response.status_code} {text[:200]}")
             async for line in response.aiter_lines():
-                if line.strip() and json.loads(line).get("result", {}).get("events"):
-                    self._diff((await self._range(prefix))[0])
+                if line.strip():
+                    await self._on_watch_message(json.loads(line))
+
+    async def _on_watch_message(self, message: dict[str, Any]) -> None:
+        if "error" in message:
+            raise RegistryError(f"etcd watch: {message['error']}")
+        result = message.get("result", {})
+        if int(result.get("compact_revision", 0) or 0) > 0:
+            raise _Resync(f"revision {self._revision} compacted")
+        if result.get("canceled"):
+            raise RegistryError(f"etcd watch canceled: {result.get('cancel_reason', '')}")
+        if result.get("created"):
+            cluster, revision = _header(result)
+            if self._cluster and cluster and cluster != self._cluster:
+                raise _Resync(f"another cluster ({cluster}, was {self._cluster})")
+            if self._revision is not None and revision < self._revision:
+                raise _Resync(f"store at revision {revision}, behind ours ({self._revision})")
+            self._established = True
+        events = result.get("events") or []
+        revisions = [int(e.get("kv", {}).get("mod_revision", 0)) for e in events]
+        if events and (0 in revisions or max(revisions) > (self._revision or 0)):
+            await self._refresh()  # not already folded in by an earlier re-read
 
     def _diff(self, records: list[ServiceRecord]) -> None:
         current = {(r.name, r.version): r for r in records}
@@ -264,7 +382,10 @@ def _parse(url: str) -> tuple[list[str], str]:
 async def open_etcd_registry(url: str) -> AsyncIterator[EtcdRegistry]:
     """Open the etcd registry at `url`; its watch task lives as long as the context."""
     endpoints, prefix = _parse(url)
-    async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http, trio.open_nursery() as nursery:
+    async with (
+        httpx.AsyncClient(timeout=REQUEST_TIMEOUT) as http,
+        open_owned_nursery() as nursery,
+    ):
         registry = EtcdRegistry(http, endpoints, prefix)
         nursery.start_soon(registry.follow)
         try:
