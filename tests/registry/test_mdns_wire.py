@@ -30,6 +30,7 @@ from trimicro.registry._mdns_wire import (
     instance_name,
     make_instance,
     parse_datagram,
+    read_announcements,
     subtype_name,
     unescape_label,
     validate_domain,
@@ -273,3 +274,15 @@ def test_sans_io_modules_import_no_io(module: str) -> None:
         elif isinstance(statement, ast.ImportFrom) and statement.level == 0:
             imported.add((statement.module or "").split(".")[0])
     assert not imported & FORBIDDEN
+
+
+def test_a_ptr_to_the_root_name_is_skipped() -> None:
+    """Found by hypothesis (corrupted announcements): a PTR whose target is the root name made
+    `read_announcements` raise dns.name.NoParent (the root has no parent)."""
+    import dns.message
+    import dns.rrset
+
+    msg = dns.message.Message()
+    msg.flags |= dns.flags.QR | dns.flags.AA
+    msg.answer.append(dns.rrset.from_text(SERVICE_TYPE, 60, "IN", "PTR", "."))
+    assert list(read_announcements(msg, "site")) == []

@@ -560,7 +560,8 @@ def read_announcements(msg: dns.message.Message, domain: str) -> Iterator[Heard]
         if rr.rdtype != dns.rdatatype.PTR or rr.name not in owners:
             continue
         target: dns.name.Name = rr[0].target
-        if target in seen or target.parent() != SERVICE_TYPE:
+        # A corrupted target may be the root name, which has no parent (NoParent).
+        if target in seen or len(target.labels) < 2 or target.parent() != SERVICE_TYPE:
             continue
         seen.add(target)
         heard = _heard(target, rr.ttl, txt.get(target), domain)
