@@ -102,5 +102,5 @@ def test_call_address_reaches_one_node_without_the_registry(start_service, site_
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {"msg": "Hello Di"}
     bad = cli("call", "--address", "nowhere", "greeter", "Say.Hello", "{}", env=elsewhere)
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    assert "'nowhere' is not HOST:PORT" in bad.stderr
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "trimicro: --address 'nowhere': expected [SCHEME://]HOST:PORT"

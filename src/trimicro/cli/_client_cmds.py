@@ -11,7 +11,7 @@ import click
 import trio
 
 from .. import errors
-from .._config import ConfigError
+from .._config import ConfigError, check_host
 from .._service import open_client
 from ..codec import unstructure
 from ..registry import RegistryError, ServiceRecord, open_registry
@@ -54,6 +54,17 @@ def _parse_request(text: str | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         fail(f"request is not valid JSON: {exc}", EXIT_INPUT)
+
+
+def _check_node_address(address: str | None) -> str | None:
+    """`--address`: `[scheme://]HOST:PORT[?query]`, or a one-line error (exit 2)."""
+    if address is None:
+        return None
+    bare = address.partition("://")[2] if "://" in address else address
+    host, sep, port = bare.partition("?")[0].rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535 or not check_host(host):
+        fail(f"--address {address!r}: expected [SCHEME://]HOST:PORT", EXIT_INPUT)
+    return address
 
 
 def _parse_metadata(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -183,6 +194,7 @@ def call(
     address: str | None,
 ) -> None:
     """Call ENDPOINT of SERVICE with a JSON request (argument or stdin)."""
+    address = _check_node_address(address)
     body = _parse_request(request)
     md = _parse_metadata(metadata)
 
@@ -207,6 +219,7 @@ def stream(
     address: str | None,
 ) -> None:
     """Open a streaming call and print each reply as it arrives (one JSON per line)."""
+    address = _check_node_address(address)
     body = _parse_request(request)
     md = _parse_metadata(metadata)
 
